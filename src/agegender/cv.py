@@ -1,0 +1,130 @@
+"""k-fold cross-validation: one training per fold, results per fold and mean +- std, resumable fold by fold."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from agegender.config import ModelConfig, TrainConfig
+from agegender.data.faceset import build_faceset
+from agegender.data.folds import assign_folds, split_train_val
+from agegender.data.readers import Record
+from agegender.metrics import headline_keys, mean_std
+from agegender.train import fit
+
+RESULTS = "results.json"
+
+
+def git_commit() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_info() -> dict:
+    return {"commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus".strip(),
+            "python": platform.python_version()}
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train_cfg: TrainConfig,
+           out_dir: str | os.PathLike, *, k: int = 5, fold_seed: int = 0, only_folds: list[int] | None = None,
+           tune_val: float = 0.0, eval_every: int = 0, command: str = "", progress: bool = True,
+           log=print) -> dict:
+    """Train and test each fold; write ``out/fold_K/results.json`` and ``out/results.json``.
+
+    Folds whose results exist are skipped (resume); an interrupted fold resumes from its checkpoint.
+    With ``tune_val`` > 0 each fold's *training part* is split into train / validation and only the
+    validation split is scored: the test fold is not touched (for choosing lr and schedule).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    folds = np.array(assign_folds(records, k, seed=fold_seed))
+    faces = build_faceset(records, model_cfg.input_size, tag=data_info["dataset"], progress=progress)
+    t0 = time.perf_counter()
+    fold_results = []
+    for fold in range(k):
+        if only_folds is not None and fold not in only_folds:
+            continue
+        fold_dir = out / f"fold_{fold}"
+        done = fold_dir / RESULTS
+        if done.is_file():
+            log(f"fold {fold}: results exist, skipped")
+            fold_results.append(json.loads(done.read_text()))
+            continue
+        train_idx = np.flatnonzero(folds != fold)
+        test_idx = np.flatnonzero(folds == fold)
+        split = "test"
+        if tune_val > 0:
+            tr, va = split_train_val([records[i] for i in train_idx], tune_val, seed=fold_seed)
+            train_idx, test_idx, split = train_idx[tr], train_idx[va], "val"
+        log(f"fold {fold}: {len(train_idx)} train / {len(test_idx)} {split}")
+        started = time.perf_counter()
+        res = fit(model_cfg, train_cfg, faces.subset(train_idx), fold_dir, faces.subset(test_idx),
+                  resume=True, eval_every=eval_every, progress=progress, log=log)
+        history = res["history"]
+        result = {
+            "fold": fold, "split": split, "n_train": int(len(train_idx)), "n_eval": int(len(test_idx)),
+            "metrics": res["metrics"],
+            "epochs": train_cfg.epochs,
+            "train_seconds": float(sum(h["train_seconds"] for h in history)),
+            "train_images_per_s": float(np.median([h["train_images_per_s"] for h in history])),
+            "wall_seconds_this_session": time.perf_counter() - started,
+            "curve": [{k: v for k, v in h.items() if k.startswith(("eval_", "loss", "shift_")) or k == "epoch"}
+                      for h in history],
+            **run_info(),
+        }
+        write_json(done, result)
+        fold_results.append(result)
+    summary = summarize(fold_results)
+    results = {
+        "command": command, "dataset": data_info, "k": k, "fold_seed": fold_seed,
+        "fold_sizes": np.bincount(folds, minlength=k).tolist(),
+        "model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "tune_val": tune_val,
+        "summary": summary, "folds": fold_results, "wall_seconds_this_session": time.perf_counter() - t0,
+        **run_info(),
+    }
+    write_json(out / RESULTS, results)
+    return results
+
+
+def summarize(fold_results: list[dict]) -> dict:
+    """Mean +- std over folds of each headline metric, and the summed confusion matrices."""
+    if not fold_results:
+        return {}
+    summary = {}
+    for key in headline_keys(fold_results[0]["metrics"]):
+        summary[key] = mean_std([r["metrics"][key] for r in fold_results])
+    for key in ("gender_confusion", "age_confusion", "age_strict_confusion"):
+        if key in fold_results[0]["metrics"]:
+            summary[key] = np.sum([r["metrics"][key] for r in fold_results], axis=0).tolist()
+    summary["folds_done"] = sorted(r["fold"] for r in fold_results)
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    lines = []
+    for key, v in summary.items():
+        if isinstance(v, dict) and "mean" in v:
+            lines.append(f"{key:>18}: {v['mean']:.2f} +- {v['std']:.2f}  (n={v['n']} folds)")
+    return "\n".join(lines)
+

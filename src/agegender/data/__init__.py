@@ -1,0 +1,1 @@
+"""Data: readers (files -> records), folds, the decode-once cache and in-memory face sets."""

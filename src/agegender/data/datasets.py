@@ -1,0 +1,58 @@
+"""Dataset names -> records, in one place for the CLI, CV and benchmarks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from agegender.data.folds import dedupe_identical
+from agegender.data.readers import (
+    ReadReport,
+    Record,
+    check_files,
+    read_adience,
+    read_celeba_gender,
+    read_csv,
+    read_utkface,
+)
+
+DATASETS = ("utkface", "adience", "csv", "celeba_gender")
+
+
+def read_dataset(name: str, root: str, *, image_root: str | None = None, skip_missing: bool = False,
+                 verbose: bool = True) -> tuple[list[Record], dict]:
+    """(records ready for folds, info for result files). UTKFace duplicates are grouped/dropped here."""
+    report = ReadReport(name)
+    info: dict = {"dataset": name, "root": str(Path(root).resolve())}
+    if name == "utkface":
+        records = read_utkface(_utk_folder(Path(root)), report)
+        records, dup = dedupe_identical(records)
+        info["duplicates"] = dup
+    elif name == "adience":
+        records = read_adience(root, image_root, report=report)
+        records = check_files(records, skip_missing)
+    elif name == "csv":
+        records = check_files(read_csv(root, image_root, report=report), skip_missing)
+    elif name == "celeba_gender":
+        records = read_celeba_gender(root)
+        report.rows = report.kept = len(records)
+    else:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    info["read"] = {"rows": report.rows, "kept": report.kept, "rules": dict(report.rules),
+                    "problems": len(report.problems), "records": len(records)}
+    if verbose:
+        print(report.summary(), file=sys.stderr)
+    return records, info
+
+
+def _utk_folder(root: Path) -> Path:
+    # Accept the download's parent folder (utkface/) as well as UTKFace/ itself.
+    return root / "UTKFace" if (root / "UTKFace").is_dir() else root
+
+
+def parse_extra(spec: str) -> tuple[str, str]:
+    """``DATASET:PATH`` (for --extra) -> (name, path)."""
+    name, sep, path = spec.partition(":")
+    if not sep or name not in DATASETS:
+        raise ValueError(f"--extra expects DATASET:PATH with DATASET in {DATASETS}, got {spec!r}")
+    return name, path

@@ -1,0 +1,35 @@
+"""Multi-task loss: cross-entropy for softmax heads, L2 for regressed values, missing labels masked.
+
+The total is the sum over tasks (optionally weighted), as in the paper's summed L2 loss; L2 weight
+regularisation is the optimiser's weight decay. Always computed in fp32, also under bf16 autocast.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from agegender.labels import MISSING
+from agegender.models.heads import target_affine
+
+
+def multitask_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
+                   weights: dict[str, float] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """(total loss, per-task loss values). A task with no labelled sample in the batch adds 0."""
+    weights = weights or {}
+    total = torch.zeros((), dtype=torch.float32)
+    parts = {}
+    for task, out in outputs.items():
+        y = targets[task]
+        known = y != MISSING
+        if not bool(known.any()):
+            continue
+        out = out.float()
+        if out.dim() == 2:  # logits (B, C)
+            loss = F.cross_entropy(out[known], y[known].long())
+        else:  # a regressed value in label units; the error is measured in the head's normalised units
+            _, scale = target_affine(task)
+            loss = (((out[known] - y[known]) / scale) ** 2).mean()
+        parts[task] = float(loss.detach())
+        total = total + weights.get(task, 1.0) * loss
+    return total, parts

@@ -1,0 +1,65 @@
+"""Accuracy metrics from predictions and labels (numpy only), and mean +- std over folds."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agegender.labels import AGE_GROUPS, GENDERS, MISSING, age_group_strict
+
+
+def confusion(true: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
+    m = np.zeros((n, n), dtype=np.int64)
+    np.add.at(m, (true.astype(np.int64), pred.astype(np.int64)), 1)
+    return m
+
+
+def accuracy_report(pred: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict:
+    """Metrics of predicted indices against labels; MISSING labels are not scored.
+
+    gender_acc; age_exact / age_1off on the age labels given (for UTKFace: the nearest group of every
+    face); when exact ages are known also age_strict_exact / age_strict_1off over the faces whose age
+    lies inside an Adience group (the headline UTK-8 number). Accuracies in percent.
+    """
+    out: dict = {}
+    if "gender" in pred and "gender" in labels:
+        known = labels["gender"] != MISSING
+        t, p = labels["gender"][known], pred["gender"][known]
+        out["gender_acc"] = _pct(p == t)
+        out["gender_n"] = int(known.sum())
+        out["gender_confusion"] = confusion(t, p, len(GENDERS)).tolist()
+    if "age" in pred and "age" in labels:
+        known = labels["age"] != MISSING
+        t, p = labels["age"][known], pred["age"][known]
+        out["age_exact"] = _pct(p == t)
+        out["age_1off"] = _pct(np.abs(p - t) <= 1)
+        out["age_n"] = int(known.sum())
+        out["age_confusion"] = confusion(t, p, len(AGE_GROUPS)).tolist()
+        if "age_years" in labels:
+            strict = np.array([age_group_strict(a) if a != MISSING else MISSING for a in labels["age_years"]])
+            ok = strict != MISSING
+            out["age_strict_exact"] = _pct(pred["age"][ok] == strict[ok])
+            out["age_strict_1off"] = _pct(np.abs(pred["age"][ok] - strict[ok]) <= 1)
+            out["age_strict_n"] = int(ok.sum())
+            out["age_strict_confusion"] = confusion(strict[ok], pred["age"][ok], len(AGE_GROUPS)).tolist()
+    if "age_years" in pred and "age_years" in labels:
+        known = labels["age_years"] != MISSING
+        out["age_years_mae"] = float(np.abs(pred["age_years"][known] - labels["age_years"][known]).mean())
+    if "race" in pred and "race" in labels:
+        known = labels["race"] != MISSING
+        out["race_acc"] = _pct(pred["race"][known] == labels["race"][known])
+    return out
+
+
+def _pct(hits: np.ndarray) -> float:
+    return float(100.0 * hits.mean()) if hits.size else float("nan")
+
+
+def mean_std(values: list[float]) -> dict:
+    a = np.asarray(values, dtype=np.float64)
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "n": int(a.size)}
+
+
+def headline_keys(report: dict) -> list[str]:
+    keys = ["gender_acc", "age_strict_exact", "age_strict_1off", "age_exact", "age_1off", "age_years_mae",
+            "race_acc"]
+    return [k for k in keys if k in report]

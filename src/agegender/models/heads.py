@@ -1,0 +1,70 @@
+"""Pieces shared by every architecture: input normalisation and the multi-task output head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from agegender.labels import task_spec
+
+
+def target_affine(task: str) -> tuple[float, float]:
+    """(center, scale) that maps a task's label range onto about [-1, 1] for regression.
+
+    Class indices 0..C-1 get center (C-1)/2 and scale (C-1)/2; ages in years 35 +- 25. The output
+    layer regresses (label - center) / scale, and the head returns label units, so the model is
+    still the paper's linear regression of the label vector; only its parameterisation is rescaled
+    (the raw-label L2 loss diverged at the paper's learning rate, see docs/RESULTS.md).
+    """
+    spec = task_spec(task)
+    if spec.categorical:
+        half = (spec.num_classes - 1) / 2
+        return half, half
+    return 35.0, 25.0
+
+
+class Normalize(nn.Module):
+    """RGB 0..255 -> (x - mean) / std, kept inside the network so exported models take raw pixels."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("inv_std", 1.0 / torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) * self.inv_std
+
+
+class MultiTaskHead(nn.Module):
+    """Maps shared features (B, F) to one named output per task.
+
+    head="cls": a softmax head (logits, (B, C)) per categorical task.
+    head="reg": the paper's joint head, one linear layer regressing a value per task ((B,) each,
+    in label units: 0..C-1 for class indices).
+    Real-valued tasks (e.g. age_years) are regressed under either head.
+    """
+
+    def __init__(self, in_features: int, tasks: tuple[str, ...], head: str):
+        super().__init__()
+        self.tasks = tuple(tasks)
+        self.head = head
+        specs = [task_spec(t) for t in self.tasks]
+        self.logit_tasks = [s.name for s in specs if s.categorical and head == "cls"]
+        self.value_tasks = [s.name for s in specs if s.name not in self.logit_tasks]
+        self.classifiers = nn.ModuleDict({t: nn.Linear(in_features, task_spec(t).num_classes)
+                                          for t in self.logit_tasks})
+        self.regressor = nn.Linear(in_features, len(self.value_tasks)) if self.value_tasks else None
+        affine = torch.tensor([target_affine(t) for t in self.value_tasks] or [(0.0, 1.0)], dtype=torch.float32)
+        self.register_buffer("value_center", affine[:, 0].clone())
+        self.register_buffer("value_scale", affine[:, 1].clone())
+        for layer in [*self.classifiers.values(), self.regressor]:
+            if layer is not None:
+                nn.init.normal_(layer.weight, std=0.01)
+                nn.init.zeros_(layer.bias)
+
+    def forward(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = {t: self.classifiers[t](h) for t in self.logit_tasks}
+        if self.regressor is not None:
+            values = self.regressor(h).float() * self.value_scale + self.value_center  # (B, n_value_tasks)
+            out.update({t: values[:, i] for i, t in enumerate(self.value_tasks)})
+        return {t: out[t] for t in self.tasks}

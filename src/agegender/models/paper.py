@@ -1,0 +1,73 @@
+"""The paper's network: 4 x [conv 3x3 -> BN -> ReLU -> max-pool 2x2] (64, 128, 256, 512 filters) on a
+64x64 RGB face, FC 512 -> ReLU -> dropout -> FC 512 -> ReLU -> dropout -> output.
+
+Parameter count with the paper's 2-unit regression output: 6,010,434. Convs carry no bias because
+BatchNorm's shift makes it redundant (with biases it would be 6,011,394).
+
+Depth variants for the ablation (Table 3): 3 blocks (flatten 256x8x8), or 5 / 6 where each extra
+layer is a 512-filter 3x3 pad-1 conv at 4x4 after the 4th block. We give the extra layers BatchNorm
+too (conv -> BN -> ReLU, no pool) so every conv layer is trained the same way; the paper says
+only "conv + ReLU".
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from agegender.config import ModelConfig
+from agegender.models.heads import MultiTaskHead, Normalize
+
+PAPER_WIDTHS = (64, 128, 256, 512)
+
+
+def conv_bn_relu(cin: int, cout: int, pool: bool) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                               nn.ReLU(inplace=True)]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class PaperNet(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if not 3 <= cfg.conv_layers <= 6:
+            raise ValueError(f"conv_layers must be 3..6, got {cfg.conv_layers}")
+        self.cfg = cfg
+        self.normalize = Normalize(cfg.mean, cfg.std)
+        blocks, cin = [], 3
+        for i in range(cfg.conv_layers):
+            cout = PAPER_WIDTHS[min(i, 3)]
+            blocks.append(conv_bn_relu(cin, cout, pool=i < 4))
+            cin = cout
+        self.features = nn.Sequential(*blocks)
+        pools = min(cfg.conv_layers, 4)
+        side = cfg.input_size // 2**pools
+        self.fc = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(cin * side * side, cfg.fc_width), nn.ReLU(inplace=True), nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.fc_width, cfg.fc_width), nn.ReLU(inplace=True), nn.Dropout(cfg.dropout),
+        )
+        self.head = MultiTaskHead(cfg.fc_width, cfg.tasks, cfg.head)
+        _init_weights(self.features)
+        _init_weights(self.fc)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, 3, H, W) RGB in 0..255 -> (B, C, h, w)
+        return self.features(self.normalize(x))
+
+    def forward_head(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.head(self.fc(feats))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.forward_head(self.forward_features(x))
+
+
+def _init_weights(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.Linear):
+            nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)

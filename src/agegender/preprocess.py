@@ -1,0 +1,81 @@
+"""The one preprocessing definition: decode an image file, make it RGB uint8, resize a face to the
+network's input. Training (through the cache), evaluation, export checks and prediction all call it.
+
+Normalisation (mean/std) lives inside the network itself, so exported models take plain RGB 0..255.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# Refuse decompression bombs before decoding: 30000x30000 would need 2.7 GB as RGB.
+MAX_PIXELS = 80_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+RESAMPLE = Image.Resampling.BILINEAR  # PIL's bilinear filter antialiases when it shrinks
+
+
+class ImageError(ValueError):
+    """An input image that cannot be used; the message names the file."""
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode ``path`` to an RGB uint8 array (H, W, 3), EXIF orientation applied.
+
+    Handles grayscale, palette, RGBA (composited on white), CMYK and 16-bit images.
+    Raises ImageError with the path for unreadable, truncated or oversized files.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise ImageError(f"{path}: image of {im.width}x{im.height} pixels is over the "
+                                     f"{MAX_PIXELS:,}-pixel limit (possible decompression bomb)")
+                im.draft("RGB", (im.width, im.height))  # no-op except for JPEG; keeps full size
+                im = ImageOps.exif_transpose(im)
+                return to_rgb(im)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageError(f"{path}: refused as a possible decompression bomb ({err})") from None
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a folder, not an image") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        # PIL reports truncated, empty and non-image files as OSError (UnidentifiedImageError).
+        raise ImageError(f"{path}: cannot read image ({err})") from None
+
+
+def to_rgb(im: Image.Image) -> np.ndarray:
+    """Any PIL image mode -> RGB uint8 array."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if a.max() > 255 else 255.0
+        return np.repeat((a / top * 255.0).round().clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    if im.mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        a = (a - a.min()) / max(a.max() - a.min(), 1e-12) * 255.0
+        return np.repeat(a.round().astype(np.uint8)[..., None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def resize_face(face: np.ndarray, size: int) -> np.ndarray:
+    """A face crop (H, W, 3) uint8 -> (size, size, 3) uint8, the network's input."""
+    if face.shape[0] == size and face.shape[1] == size:
+        return np.ascontiguousarray(face)
+    return np.asarray(Image.fromarray(face).resize((size, size), RESAMPLE), dtype=np.uint8)
+
+
+def load_face(path: str | os.PathLike, size: int) -> np.ndarray:
+    """An aligned face crop file -> network input (size, size, 3) uint8."""
+    return resize_face(load_image(path), size)

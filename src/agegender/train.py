@@ -1,0 +1,127 @@
+"""fit(): the training run around engine.train_one_epoch: optimizer, resume, per-epoch JSON-lines log,
+atomic checkpoint every epoch, evaluation, distributed (torchrun) support."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from agegender.checkpoint import find_checkpoint, load_optimizer_state, read_meta, save_checkpoint
+from agegender.config import ModelConfig, TrainConfig
+from agegender.data.faceset import FaceSet
+from agegender.engine import bf16_supported, evaluate, to_tensors, train_eval_shift, train_one_epoch
+from agegender.metrics import headline_keys
+from agegender.models import count_parameters, create_model
+
+CHECKPOINT_DIR = "checkpoint"
+LOG_FILE = "log.jsonl"
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size) under torchrun, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def init_distributed() -> None:
+    """Join the process group torchrun set up (gloo on CPU, nccl on GPU); no-op when not under torchrun."""
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+
+
+def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: FaceSet, out_dir: str | os.PathLike,
+        eval_set: FaceSet | None = None, *, resume: bool = False, eval_every: int = 0,
+        progress: bool = True, log=print) -> dict:
+    """Train from scratch (or resume) and return the final metrics on ``eval_set`` (if given).
+
+    ``eval_every`` > 0 evaluates every that many epochs (learning curves); the last epoch is always
+    evaluated. Writes ``out_dir/log.jsonl`` and ``out_dir/checkpoint/`` (rank 0 only).
+    """
+    out = Path(out_dir)
+    rank, world = dist_info()
+    if train_cfg.threads:
+        torch.set_num_threads(train_cfg.threads)
+    torch.manual_seed(train_cfg.seed)
+    model = create_model(model_cfg)
+    if train_cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=train_cfg.lr, momentum=train_cfg.momentum,
+                                weight_decay=train_cfg.weight_decay)
+    start_epoch, history = 0, []
+    ckpt = find_checkpoint(out / CHECKPOINT_DIR)
+    if ckpt is not None and not resume:
+        raise FileExistsError(f"{out}: holds a checkpoint already; pass --resume to continue it or choose "
+                              "another --out (nothing is overwritten)")
+    if ckpt is not None:
+        meta = read_meta(ckpt)
+        if meta["model"] != model_cfg.to_dict() or meta["train"] != train_cfg.to_dict():
+            raise ValueError(f"{ckpt}: was written with another config; resume with the same arguments")
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+        load_optimizer_state(ckpt, optimizer)
+        start_epoch = int(meta["epoch"])
+        history = meta.get("history", [])
+        log(f"resuming {out} after epoch {start_epoch}")
+    ddp_model: nn.Module = model
+    if world > 1:
+        ddp_model = nn.parallel.DistributedDataParallel(model)
+    images, labels = to_tensors(train_set, train_cfg.channels_last)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        log(f"{model_cfg.arch} ({model_cfg.head} head, tasks {','.join(model_cfg.tasks)}): "
+            f"{count_parameters(model):,} parameters; {len(train_set)} training faces; "
+            f"bf16 {'on' if train_cfg.bf16 and bf16_supported() else 'off'}; world size {world}")
+    metrics: dict = {}
+    for epoch in range(start_epoch, train_cfg.epochs):
+        t0 = time.perf_counter()
+        stats = train_one_epoch(ddp_model, optimizer, images, labels, train_cfg, epoch, rank=rank,
+                                world_size=world, progress=progress and rank == 0)
+        row = {"epoch": epoch + 1, **stats}
+        if any(not task_is_logits(model_cfg, t) for t in model_cfg.tasks):
+            row.update(train_eval_shift(model, images, seed=train_cfg.seed))
+        last = epoch + 1 == train_cfg.epochs
+        if eval_set is not None and rank == 0 and (last or (eval_every and (epoch + 1) % eval_every == 0)):
+            t_eval = time.perf_counter()
+            metrics, _ = evaluate(model, eval_set, bf16=train_cfg.bf16, channels_last=train_cfg.channels_last)
+            row.update({f"eval_{k}": v for k, v in metrics.items() if not k.endswith("confusion")})
+            row["eval_seconds"] = time.perf_counter() - t_eval
+        row["epoch_seconds"] = time.perf_counter() - t0
+        if rank == 0:
+            history.append(row)
+            # Checkpoint first: its history is the record; the log line follows.
+            save_checkpoint(out / CHECKPOINT_DIR, model, model_cfg, train_cfg, optimizer, epoch + 1,
+                            extra={"history": history})
+            with open(out / LOG_FILE, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            log(_epoch_line(row))
+    if eval_set is not None and not metrics and rank == 0:
+        metrics, _ = evaluate(model, eval_set, bf16=train_cfg.bf16, channels_last=train_cfg.channels_last)
+    return {"metrics": metrics, "history": history, "model": model}
+
+
+def task_is_logits(cfg: ModelConfig, task: str) -> bool:
+    from agegender.labels import task_spec
+
+    return cfg.head == "cls" and task_spec(task).categorical
+
+
+def _epoch_line(row: dict) -> str:
+    parts = [f"epoch {row['epoch']}", f"loss {row['loss']:.4f}", f"{row['train_images_per_s']:.0f} img/s",
+             f"lr {row['lr_end']:.3g}"]
+    parts += [f"{k} {row[k]:+.3f}" for k in row if k.startswith("shift_")]
+    parts += [f"{k[5:]} {row[k]:.2f}" for k in (f"eval_{h}" for h in headline_keys(
+        {k[5:]: v for k, v in row.items() if k.startswith("eval_")})) if k in row]
+    return " | ".join(parts)
+
+
+def print_err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
