@@ -38,7 +38,7 @@ def autocast(enabled: bool):
 
 def to_tensors(faces: FaceSet, channels_last: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """uint8 (N, 3, S, S) images and float32 labels, once per run (augmentation works on batches)."""
-    images = torch.from_numpy(np.ascontiguousarray(faces.images)).permute(0, 3, 1, 2)
+    images = torch.from_numpy(np.array(faces.images)).permute(0, 3, 1, 2)  # a writable copy in RAM
     images = images.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     labels = {t: torch.from_numpy(np.asarray(v, dtype=np.float32)) for t, v in faces.labels.items()}
     return images, labels
@@ -130,11 +130,12 @@ def predict_outputs(model: nn.Module, images: np.ndarray | torch.Tensor, batch_s
                     bf16: bool = False, channels_last: bool = False) -> dict[str, np.ndarray]:
     """Raw outputs (logits or values) per task for uint8 images, in eval mode, as float32 numpy."""
     model.eval()
-    if isinstance(images, np.ndarray):
-        images = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
     chunks: dict[str, list[np.ndarray]] = {}
     for i in range(0, images.shape[0], batch_size):
-        x = images[i:i + batch_size].float()
+        x = images[i:i + batch_size]
+        if isinstance(x, np.ndarray):  # (B, S, S, 3) uint8, possibly a read-only memmap slice
+            x = torch.from_numpy(np.array(x)).permute(0, 3, 1, 2)
+        x = x.float()
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(bf16):

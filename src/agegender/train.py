@@ -62,7 +62,7 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: FaceSet, out_
                               "another --out (nothing is overwritten)")
     if ckpt is not None:
         meta = read_meta(ckpt)
-        if meta["model"] != model_cfg.to_dict() or meta["train"] != train_cfg.to_dict():
+        if ModelConfig.from_dict(meta["model"]) != model_cfg or TrainConfig.from_dict(meta["train"]) != train_cfg:
             raise ValueError(f"{ckpt}: was written with another config; resume with the same arguments")
         from safetensors.torch import load_file
 

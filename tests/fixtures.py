@@ -1,0 +1,103 @@
+"""Synthetic datasets laid out exactly like the real downloads (names, folders, file formats).
+
+Images are small generated pictures; each class gets its own colour so tiny models can learn them.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ADIENCE_HEADER = ["user_id", "original_image", "face_id", "age", "gender", "x", "y", "dx", "dy", "tilt_ang",
+                  "fiducial_yaw_angle", "fiducial_score"]
+
+
+def face_image(seed: int, size: int = 64, tint: tuple[int, int, int] = (128, 128, 128)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 60, (size, size, 3)) + np.array(tint)
+    yy, xx = np.mgrid[:size, :size]
+    blob = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2) < (size / 3) ** 2
+    a[blob] = (a[blob] * 0.6 + 80).astype(a.dtype)
+    return Image.fromarray(a.clip(0, 255).astype(np.uint8))
+
+
+def make_utkface(root: Path, n: int = 40, size: int = 64) -> Path:
+    """``root/UTKFace/AGE_GENDER_RACE_DATETIME.jpg.chip.jpg`` plus the real data's quirks: a name without
+    race, a malformed name, identical files with equal labels and with conflicting labels."""
+    folder = root / "UTKFace"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    ages = [1, 5, 10, 18, 28, 40, 50, 70, 3, 23, 35, 57]
+    for i in range(n):
+        age, gender, race = ages[i % len(ages)], i % 2, i % 5
+        img = face_image(i, size, tint=(40 + 150 * gender, 60 + age * 2, 90))
+        img.save(folder / f"{age}_{gender}_{race}_2017011{i:07d}{rng.integers(100, 999)}.jpg.chip.jpg", quality=92)
+    face_image(900, size).save(folder / "39_1_20170116174525125.jpg.chip.jpg")  # race field missing
+    face_image(901, size).save(folder / "notalabel.jpg.chip.jpg")  # malformed: reported and skipped
+    same = face_image(902, size)
+    same.save(folder / "30_0_0_20170101000000001.jpg.chip.jpg")  # identical, same labels: kept together
+    same.save(folder / "30_0_0_20170101000000002.jpg.chip.jpg")
+    clash = face_image(903, size)
+    clash.save(folder / "25_1_0_20170101000000003.jpg.chip.jpg")  # identical, conflicting labels: dropped
+    clash.save(folder / "35_1_0_20170101000000004.jpg.chip.jpg")
+    return folder
+
+
+# Every kind of label noise in the real fold files, cycled over the synthetic rows.
+ADIENCE_AGES = ["(0, 2)", "(4, 6)", "(8, 12)", "(15, 20)", "(25, 32)", "(38, 43)", "(48, 53)", "(60, 100)",
+                "None", "35", "13", "(25, 23)", "(27, 32)", "(38, 48)", "(38, 42)", "(8, 23)", "2", "22"]
+ADIENCE_GENDERS = ["m", "f", "u", "", "f", "m"]
+
+
+def make_adience(root: Path, users_per_fold: int = 2, faces_per_user: int = 9, layout: str = "aligned",
+                 write_images: bool = True) -> Path:
+    """Fold files (``root/Folds/original_txt_files/fold_K_data.txt``) and images at the paths they name."""
+    prefix = {"aligned": "landmark_aligned_face", "faces": "coarse_tilt_aligned_face"}[layout]
+    fold_dir = root / "Folds" / "original_txt_files"
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    row = 0
+    for fold in range(5):
+        with open(fold_dir / f"fold_{fold}_data.txt", "w", newline="") as f:
+            w = csv.writer(f, delimiter="\t", lineterminator="\n")
+            w.writerow(ADIENCE_HEADER)
+            for u in range(users_per_fold):
+                user = f"{1000 + fold * 10 + u}@N0{fold}"
+                for j in range(faces_per_user):
+                    image, face_id = f"{row:05d}_abc_o.jpg", str(row % 50)
+                    w.writerow([user, image, face_id, ADIENCE_AGES[row % len(ADIENCE_AGES)],
+                                ADIENCE_GENDERS[row % len(ADIENCE_GENDERS)], 0, 0, 100, 100, 0, 0, 50])
+                    if write_images:
+                        path = root / layout / user / f"{prefix}.{face_id}.{image}"
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        face_image(row, 80).save(path)
+                    row += 1
+    return root
+
+
+def make_levi_lists(root: Path, test_fold: int = 0) -> Path:
+    folder = root / f"test_fold_is_{test_fold}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "val", "test"):
+        for task, n_cls in (("age", 8), ("gender", 2)):
+            with open(folder / f"{task}_{split}.txt", "w") as f:
+                for i in range(6):
+                    if task == "gender" and i == 5:
+                        continue  # an image listed for age only
+                    f.write(f"{split}{i}@N01/landmark_aligned_face.{i}.{split}_{i}_o.jpg {i % n_cls}\n")
+    return root
+
+
+def make_csv(root: Path, n: int = 12) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "labels.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "age", "gender", "subject_id"])
+        for i in range(n):
+            name = f"img{i}.png"
+            face_image(i).save(root / name)
+            w.writerow([name, 5 + 6 * i, ["male", "female"][i % 2], f"s{i // 3}"])
+    return path

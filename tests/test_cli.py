@@ -1,0 +1,48 @@
+import json
+
+from fixtures import make_adience, make_utkface
+
+from agegender.cli import main
+
+
+def test_cv_on_synthetic_utkface_writes_results(tmp_path, capsys):
+    root = make_utkface(tmp_path / "utk", n=30, size=32).parent
+    out = tmp_path / "run"
+    args = ["cv", "--dataset", "utkface", "--data-root", str(root), "--folds", "2", "--epochs", "1",
+            "--batch-size", "8", "--lr", "0.01", "--threads", "1", "--no-progress", "--out", str(out)]
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["summary"]["folds_done"] == [0, 1]
+    for key in ("gender_acc", "age_strict_exact", "age_strict_1off", "age_exact", "age_1off"):
+        assert set(results["summary"][key]) == {"mean", "std", "n"}
+    fold = json.loads((out / "fold_0" / "results.json").read_text())
+    assert fold["metrics"]["age_confusion"] and fold["commit"] and fold["train_images_per_s"] > 0
+    assert "gender_acc" in capsys.readouterr().out
+    # A rerun skips finished folds.
+    assert main(args) == 0
+    assert "results exist, skipped" in capsys.readouterr().err
+
+
+def test_cv_on_synthetic_adience(tmp_path):
+    make_adience(tmp_path / "adience", users_per_fold=2, faces_per_user=5)
+    out = tmp_path / "run"
+    assert main(["cv", "--dataset", "adience", "--data-root", str(tmp_path / "adience"), "--head", "cls",
+                 "--only-folds", "0", "--epochs", "1", "--batch-size", "8", "--threads", "1", "--no-progress",
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset"]["read"]["rules"]["age:typo-range"] > 0
+    assert results["folds"][0]["n_eval"] < results["folds"][0]["n_train"]
+
+
+def test_train_then_bad_paths_give_clear_errors(tmp_path, capsys):
+    root = make_utkface(tmp_path / "utk", n=16, size=32).parent
+    out = tmp_path / "model"
+    common = ["--dataset", "utkface", "--data-root", str(root), "--epochs", "1", "--batch-size", "8",
+              "--threads", "1", "--no-progress", "--out", str(out)]
+    assert main(["train", *common]) == 0
+    assert (out / "checkpoint" / "model.safetensors").is_file()
+    assert main(["train", *common]) == 2  # refuses to overwrite
+    assert "--resume" in capsys.readouterr().err
+    assert main(["train", "--dataset", "utkface", "--data-root", str(tmp_path / "nope"), "--out",
+                 str(tmp_path / "x")]) == 2
+    assert "nope: not a folder" in capsys.readouterr().err

@@ -1,0 +1,78 @@
+import pytest
+import torch
+
+from agegender.config import ModelConfig, TrainConfig
+from agegender.losses import multitask_loss
+from agegender.models import count_parameters, create_model, list_models
+
+HEADS = ("reg", "cls")
+
+
+@pytest.mark.parametrize("arch", list_models())
+@pytest.mark.parametrize("head", HEADS)
+def test_every_model_gives_named_finite_outputs(arch, head):
+    cfg = ModelConfig(arch=arch, head=head)
+    model = create_model(cfg).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, cfg.input_size, cfg.input_size) * 255)
+    assert list(out) == ["age", "gender"]
+    expected = {"reg": {"age": (2,), "gender": (2,)}, "cls": {"age": (2, 8), "gender": (2, 2)}}[head]
+    assert {t: tuple(v.shape) for t, v in out.items()} == expected
+    assert all(torch.isfinite(v).all() for v in out.values())
+
+
+def test_paper_parameter_count():
+    # 4 bias-free convs + BN, FC 8192->512, FC 512->512, 2-unit regression output.
+    assert count_parameters(create_model(ModelConfig(head="reg"))) == 6_010_434
+    assert count_parameters(create_model(ModelConfig(head="cls"))) == 6_014_538
+
+
+@pytest.mark.parametrize("layers,expected", [(3, 9_024_066), (4, 6_010_434), (5, 8_370_754), (6, 10_731_074)])
+def test_depth_variants(layers, expected):
+    assert count_parameters(create_model(ModelConfig(conv_layers=layers))) == expected
+
+
+@pytest.mark.parametrize("tasks", [("age",), ("gender",)])
+def test_single_task_variants(tasks):
+    out = create_model(ModelConfig(tasks=tasks, head="cls"))(torch.rand(1, 3, 64, 64) * 255)
+    assert list(out) == list(tasks)
+
+
+def test_unknown_names_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        create_model(ModelConfig(arch="nope"))
+    with pytest.raises(ValueError, match="unknown task"):
+        create_model(ModelConfig(tasks=("age", "mood")))
+    with pytest.raises(ValueError, match="conv_layers"):
+        create_model(ModelConfig(conv_layers=7))
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_three_task_model_trains_a_step(head):
+    """A new task (UTKFace's race) is configuration only: no code change."""
+    cfg = ModelConfig(tasks=("age", "gender", "race"), head=head)
+    model = create_model(cfg)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.rand(8, 3, 64, 64) * 255
+    y = {"age": torch.arange(8.0) % 8, "gender": torch.arange(8.0) % 2,
+         "race": torch.tensor([0, 1, 2, 3, 4, -1, -1, 0.0])}
+    before = [p.clone() for p in model.head.parameters()]
+    loss, parts = multitask_loss(model(x), y)
+    loss.backward()
+    opt.step()
+    assert set(parts) == {"age", "gender", "race"} and torch.isfinite(loss)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.head.parameters()))
+
+
+def test_missing_labels_are_masked():
+    cfg = ModelConfig(head="cls")
+    out = create_model(cfg)(torch.rand(4, 3, 64, 64) * 255)
+    y = {"age": torch.full((4,), -1.0), "gender": torch.tensor([0, 1, -1, -1.0])}
+    _, parts = multitask_loss(out, y)
+    assert set(parts) == {"gender"}  # a task with no label in the batch adds nothing
+
+
+def test_train_config_round_trip():
+    cfg = TrainConfig(lr_step_epochs=[3, 5])
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    assert ModelConfig.from_dict(ModelConfig(tasks=["age"]).to_dict()) == ModelConfig(tasks=("age",))
