@@ -71,7 +71,7 @@ def cmd_train(args) -> int:
     model_cfg, train_cfg = _configs(args)
     sets = []
     for name, root in [(args.dataset, args.data_root)] + [parse_extra(e) for e in args.extra]:
-        records, info = read_dataset(name, root, image_root=args.image_root if name == args.dataset else None,
+        records, _ = read_dataset(name, root, image_root=args.image_root if name == args.dataset else None,
                                      skip_missing=args.skip_missing)
         sets.append(build_faceset(records, model_cfg.input_size, tag=name, progress=not args.no_progress))
     train_set = FaceSet.concat(sets) if len(sets) > 1 else sets[0]
@@ -96,6 +96,121 @@ def cmd_cv(args) -> int:
     print(format_summary(results["summary"]))
     print(f"results: {Path(args.out) / 'results.json'}")
     return 0
+
+
+def cmd_predict(args) -> int:
+    import itertools
+
+    from agegender.output import table_header, table_row, write_jsonl
+    from agegender.predict import Predictor, iter_image_files
+
+    fmt = args.format or ("table" if sys.stdout.isatty() and not args.out else "jsonl")
+    predictor = Predictor(args.model, detector=args.detector, aligned=args.aligned, threads=args.threads,
+                          batch_size=args.batch_size)
+    annotator = _Annotator(args.annotate, args.paths) if args.annotate else None
+    stream = open(args.out, "x" if not args.force else "w") if args.out else sys.stdout  # noqa: SIM115
+    from tqdm import tqdm
+
+    bar = tqdm(desc="images", unit="img", file=sys.stderr, disable=args.no_progress or None, leave=False)
+    failed = faces = 0
+    collected = []
+    try:
+        if fmt == "table":
+            stream.write(table_header() + "\n")
+        results = predictor.predict_paths(iter_image_files(args.paths))
+        for path, group in itertools.groupby(results, key=lambda r: r.path):
+            group = list(group)
+            bar.update(1)
+            for r in group:
+                if r.error:
+                    failed += 1
+                    tqdm.write(f"error: {r.error}", file=sys.stderr)
+                else:
+                    faces += 1
+                if fmt == "jsonl":
+                    write_jsonl(r, stream)
+                elif fmt == "table":
+                    stream.write(table_row(r) + "\n")
+                else:
+                    collected.append(r.to_dict())
+            if annotator is not None and not group[0].error:
+                annotator.write(path, group)
+        if fmt == "json":
+            import json
+
+            json.dump(collected, stream, indent=1)
+            stream.write("\n")
+    finally:
+        bar.close()
+        if stream is not sys.stdout:
+            stream.close()
+    print(f"{faces} faces; {failed} inputs failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+class _Annotator:
+    """Writes a copy of each image with boxes and labels under DIR, never onto an input file."""
+
+    def __init__(self, folder: str, inputs: list[str]):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.inputs = [Path(p).resolve() for p in inputs]
+
+    def write(self, path: str, results) -> None:
+        from agegender.annotate import draw_results
+        from agegender.preprocess import load_image
+
+        src = Path(path).resolve()
+        rel = next((src.relative_to(i) for i in self.inputs if i.is_dir() and src.is_relative_to(i)), Path(src.name))
+        dest = (self.folder / rel).with_suffix(".jpg" if src.suffix.lower() not in (".png", ".jpg", ".jpeg")
+                                               else src.suffix)
+        if dest.resolve() == src:
+            raise ValueError(f"--annotate would overwrite the input {src}; choose another folder")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        draw_results(load_image(src), results).save(dest)
+
+
+def cmd_demo(args) -> int:
+    from agegender.predict import EXAMPLE_PHOTO, asset_path
+
+    photo = asset_path(EXAMPLE_PHOTO)
+    print(f"agegender demo: the bundled photo {photo} (NASA, public domain)", file=sys.stderr)
+    return cmd_predict(argparse.Namespace(paths=[str(photo)], model=args.model, detector="default", aligned=False,
+                                          threads=None, batch_size=64, annotate=None, out=None, force=False,
+                                          format=args.format or "table", no_progress=True))
+
+
+def cmd_export(args) -> int:
+    import json
+
+    calibration = None
+    if args.calibration:
+        calibration = _calibration_faces(args.calibration, args.calibration_size)
+    from agegender.export import export_onnx
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    report = export_onnx(args.checkpoint, out, args.precision, calibration)
+    print(json.dumps(report, indent=1))
+    worst = max(report["max_abs_diff_random"].values())
+    if args.precision == "fp32" and worst >= 1e-3:
+        print(f"agegender export: parity check failed (max abs diff {worst:.2e} >= 1e-3)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _calibration_faces(spec: str, n: int):
+    import numpy as np
+
+    from agegender.data.datasets import parse_extra, read_dataset
+    from agegender.data.faceset import build_faceset
+
+    name, root = parse_extra(spec)
+    records, _ = read_dataset(name, root, verbose=False)
+    # A fixed, spread-out sample (every k-th record in path order) keeps the calibration deterministic.
+    records = sorted(records, key=lambda r: r.path)[:: max(1, len(records) // n)][:n]
+    return np.asarray(build_faceset(records, 64, tag=f"{name}-calib").images)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +240,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=0, help="evaluate every N epochs (learning curve)")
     p.add_argument("--out", required=True, help="run folder; finished folds are skipped on rerun")
     p.set_defaults(func=cmd_cv)
+
+    p = sub.add_parser("predict", help="age group and gender of the faces in images")
+    p.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
+    p.add_argument("--model", default=None, help="'default' (bundled), an .onnx file or a checkpoint folder")
+    p.add_argument("--detector", default="default", help="face detector backend, or a YuNet .onnx file path")
+    p.add_argument("--aligned", action="store_true", help="inputs are face crops already: no detection")
+    p.add_argument("--format", choices=("table", "json", "jsonl"),
+                   help="default: table on a terminal, jsonl otherwise")
+    p.add_argument("--out", help="write results to this file (refuses to replace one unless --force)")
+    p.add_argument("--force", action="store_true", help="allow --out to replace an existing file")
+    p.add_argument("--annotate", metavar="DIR", help="write a copy of each image with boxes and labels here")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("demo", help="predict on the bundled public-domain photo")
+    p.add_argument("--model", default=None)
+    p.add_argument("--format", choices=("table", "json", "jsonl"))
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX and check it against PyTorch")
+    p.add_argument("checkpoint", help="checkpoint folder (RUN/checkpoint)")
+    p.add_argument("--out", required=True, help="output .onnx file")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    p.add_argument("--calibration", metavar="DATASET:PATH", help="faces for int8 calibration and parity")
+    p.add_argument("--calibration-size", type=int, default=512)
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=cmd_export)
     return parser
 
 
@@ -132,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
+    except (FileNotFoundError, FileExistsError, ValueError, OSError) as err:
         print(f"agegender {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -16,6 +16,7 @@ from PIL import Image, ImageOps
 MAX_PIXELS = 80_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 RESAMPLE = Image.Resampling.BILINEAR  # PIL's bilinear filter antialiases when it shrinks
 
 

@@ -20,8 +20,7 @@ from agegender.labels import (
     adience_gender,
     age_group_nearest,
 )
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+from agegender.preprocess import IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,31 @@
+"""Formatting of prediction records for the terminal (table) and for programs (json / jsonl)."""
+
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+from agegender.predict import FaceResult
+
+COLUMNS = ("path", "face", "box", "age_group", "p(age)", "gender", "p(gender)", "age_years")
+
+
+def write_jsonl(result: FaceResult, stream: TextIO) -> None:
+    stream.write(json.dumps(result.to_dict()) + "\n")
+
+
+def table_row(r: FaceResult, path_width: int = 40) -> str:
+    path = r.path if len(r.path) <= path_width else "..." + r.path[-(path_width - 3):]
+    if r.error:
+        return f"{path:<{path_width}}  error: {r.error}"
+    box = "-" if r.box is None else "{:.0f},{:.0f},{:.0f},{:.0f}".format(*r.box)
+    p_age = "-" if r.age_group_probs is None else f"{r.age_group_probs[r.age_group_index]:.2f}"
+    p_gender = "-" if r.gender_confidence is None else f"{r.gender_confidence:.2f}"
+    years = "" if r.age_years is None else f"{r.age_years:.0f}"
+    return (f"{path:<{path_width}}  {r.face:>4}  {box:<19}  {r.age_group or '-':>9}  {p_age:>6}  "
+            f"{r.gender or '-':>6}  {p_gender:>9}  {years:>9}")
+
+
+def table_header(path_width: int = 40) -> str:
+    return (f"{'path':<{path_width}}  {'face':>4}  {'box (x,y,w,h)':<19}  {'age_group':>9}  {'p(age)':>6}  "
+            f"{'gender':>6}  {'p(gender)':>9}  {'age_years':>9}")

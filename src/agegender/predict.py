@@ -1,0 +1,211 @@
+"""Predictor: image -> faces (detector) -> the training crop -> age group and gender. No torch needed.
+
+    from agegender import Predictor
+    faces = Predictor().predict("photo.jpg")   # list[FaceResult]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from agegender.decode import decode_task
+from agegender.preprocess import IMAGE_SUFFIXES, ImageError, load_image, resize_face
+from agegender.runtime import ModelError, OnnxModel
+
+DEFAULT_MODEL = "default.onnx"
+EXAMPLE_PHOTO = "astronaut.jpg"
+
+
+def asset_path(name: str) -> Path:
+    return Path(str(resources.files("agegender") / "assets" / name))
+
+
+@dataclass
+class FaceResult:
+    """One face (or one failed input, with ``error`` set). Field names are the JSON contract."""
+
+    path: str
+    face: int | None = None
+    box: list[float] | None = None  # x, y, w, h in the input image's pixels; None for --aligned input
+    det_score: float | None = None
+    age_group: str | None = None
+    age_group_index: int | None = None
+    age_group_probs: list[float] | None = None  # None for a regression-head model (it has none)
+    gender: str | None = None
+    gender_confidence: float | None = None  # probability of the stated gender; None for regression heads
+    age_years: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if d["error"] is None:
+            d.pop("error")
+        if d["age_years"] is None:
+            d.pop("age_years")
+        return d
+
+
+def load_model(model: str | os.PathLike | None = None, threads: int | None = None):
+    """The bundled default (None or "default"), an exported .onnx file, or a training checkpoint folder
+    (the last needs torch)."""
+    if model in (None, "default"):
+        path = asset_path(DEFAULT_MODEL)
+        if not path.is_file():
+            raise ModelError(f"bundled model {path} is missing from this installation")
+        return OnnxModel(path, threads)
+    path = Path(model)
+    if path.is_dir() or path.name == "meta.json":
+        from agegender.torch_runtime import TorchModel
+
+        return TorchModel(path if path.is_dir() else path.parent, threads)
+    if path.suffix.lower() == ".onnx" or path.is_file():
+        return OnnxModel(path, threads)
+    raise ModelError(f"{model}: no such model (give 'default', an .onnx file or a checkpoint folder)")
+
+
+class Predictor:
+    """Joins a face detector and the age/gender model. ``aligned=True``: inputs are face crops already."""
+
+    def __init__(self, model: str | os.PathLike | None = None, detector: str | None = "default",
+                 aligned: bool = False, threads: int | None = None, batch_size: int = 64):
+        self.model = load_model(model, threads)
+        self.aligned = aligned
+        self.batch_size = batch_size
+        self.detector_name = detector
+        self._detector = None
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            from agegender.detect import create_detector
+
+            self._detector = create_detector(self.detector_name or "default")
+        return self._detector
+
+    # --- single image -----------------------------------------------------------------------------
+    def predict(self, image: str | os.PathLike | np.ndarray) -> list[FaceResult]:
+        """Faces in one image (a path, or an RGB uint8 array). Raises ImageError for unreadable files."""
+        path = str(image) if not isinstance(image, np.ndarray) else "<array>"
+        pixels = load_image(image) if not isinstance(image, np.ndarray) else _as_rgb(image)
+        faces, boxes = self._faces(pixels)
+        if not faces:
+            return []
+        return self._classify(path, np.stack(faces), boxes)
+
+    def predict_faces(self, faces: np.ndarray) -> list[FaceResult]:
+        """Already-cropped faces (N, S, S, 3) uint8 at the model's input size."""
+        return self._classify("<array>", faces, [(None, None)] * len(faces))
+
+    # --- many files, streamed -----------------------------------------------------------------------
+    def predict_paths(self, paths: Iterable[str | os.PathLike], workers: int | None = None) -> Iterator[FaceResult]:
+        """Results for each file in order; a file that fails yields one record with ``error``.
+
+        Decoding and detection run in a thread pool a few batches ahead; memory stays bounded by the
+        pool's window, whatever the number of files.
+        """
+        workers = workers or min(4, os.cpu_count() or 1)
+        window = max(self.batch_size, 4 * workers)
+        with ThreadPoolExecutor(workers) as pool:
+            pending: list = []
+            for path in paths:
+                pending.append((str(path), pool.submit(self._prepare, str(path))))
+                if len(pending) >= window:
+                    yield from self._drain(pending)
+                    pending = []
+            yield from self._drain(pending)
+
+    def _prepare(self, path: str):
+        try:
+            faces, boxes = self._faces(load_image(path))
+        except ImageError as err:
+            return str(err)
+        except Exception as err:  # a detector failure on one file must not end the batch
+            return f"{path}: {type(err).__name__}: {err}"
+        if not faces:
+            return f"{path}: no face found"
+        return faces, boxes
+
+    def _drain(self, pending) -> Iterator[FaceResult]:
+        items = [(path, fut.result()) for path, fut in pending]
+        faces, owners = [], []
+        for i, (_, res) in enumerate(items):
+            if not isinstance(res, str):
+                faces.extend(res[0])
+                owners.extend((i, box) for box in res[1])
+        results: dict[int, list[FaceResult]] = {}
+        for start in range(0, len(faces), self.batch_size):
+            chunk = owners[start:start + self.batch_size]
+            batch = np.stack(faces[start:start + self.batch_size])
+            for (i, box), r in zip(chunk, self._classify("", batch, [b for _, b in chunk]), strict=True):
+                r.path = items[i][0]
+                results.setdefault(i, []).append(r)
+        for i, (path, res) in enumerate(items):
+            if isinstance(res, str):
+                yield FaceResult(path=path, error=res)
+            else:
+                for n, r in enumerate(results[i]):
+                    r.face = n
+                    yield r
+
+    # --- internals ----------------------------------------------------------------------------------
+    def _faces(self, pixels: np.ndarray) -> tuple[list[np.ndarray], list]:
+        size = self.model.size
+        if self.aligned:
+            return [resize_face(pixels, size)], [(None, None)]
+        from agegender.detect import crop_face, face_crop_box
+
+        faces, boxes = [], []
+        for det in self.detector.detect(pixels):
+            crop = crop_face(pixels, face_crop_box(det, pixels.shape, self.detector.name))
+            faces.append(resize_face(crop, size))
+            boxes.append(([round(float(v), 1) for v in det.box], round(float(det.score), 4)))
+        return faces, boxes
+
+    def _classify(self, path: str, faces: np.ndarray, boxes: list) -> list[FaceResult]:
+        outputs = self.model.run(faces)
+        decoded = {t: decode_task(t, v) for t, v in outputs.items()}
+        labels = self.model.labels
+        results = []
+        for n, (box, score) in enumerate(boxes):
+            r = FaceResult(path=path, face=n, box=box, det_score=score)
+            if "age" in decoded:
+                index, probs = decoded["age"]
+                r.age_group_index = int(index[n])
+                r.age_group = labels["age"][r.age_group_index]
+                r.age_group_probs = [round(float(p), 5) for p in probs[n]] if probs is not None else None
+            if "gender" in decoded:
+                index, probs = decoded["gender"]
+                r.gender = labels["gender"][int(index[n])]
+                r.gender_confidence = round(float(probs[n, int(index[n])]), 5) if probs is not None else None
+            if "age_years" in decoded:
+                r.age_years = round(float(decoded["age_years"][0][n]), 1)
+            results.append(r)
+        return results
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
+        raise ImageError(f"expected an RGB(A) uint8 array (H, W, 3), got {image.dtype} {image.shape}")
+    return np.ascontiguousarray(image[..., :3])
+
+
+def iter_image_files(inputs: Iterable[str | os.PathLike]) -> Iterator[str]:
+    """Files as given, and image files inside folders (recursively, sorted). Missing paths are yielded
+    too, so that they come back as error records."""
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                    yield str(f)
+        else:
+            yield str(p)

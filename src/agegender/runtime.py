@@ -1,0 +1,56 @@
+"""Torch-free inference: an exported ONNX model run with ONNX Runtime.
+
+The model file carries its own description (labels, input size, tasks, head) in the ONNX metadata key
+``agegender``, written by agegender.export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+META_KEY = "agegender"
+
+
+class ModelError(ValueError):
+    """A model file that cannot be used; the message names the file."""
+
+
+class OnnxModel:
+    """``run(faces)`` on uint8 faces (N, S, S, 3) RGB -> raw outputs per task (logits or values)."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError(f"{self.path}: no such model file")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types for bad files
+            raise ModelError(f"{self.path}: not a usable ONNX model ({err})") from None
+        raw = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
+        if raw is None:
+            raise ModelError(f"{self.path}: ONNX file has no '{META_KEY}' metadata (export it with `agegender export`)")
+        self.meta = json.loads(raw)
+        self.size = int(self.meta["input"]["size"])
+        self.tasks = list(self.meta["model"]["tasks"])
+        self.labels: dict[str, list[str]] = self.meta["labels"]
+        self.head = self.meta["model"]["head"]
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, faces: np.ndarray) -> dict[str, np.ndarray]:
+        if faces.ndim != 4 or faces.shape[1:] != (self.size, self.size, 3):
+            raise ValueError(f"expected faces of shape (N, {self.size}, {self.size}, 3), got {faces.shape}")
+        x = np.ascontiguousarray(faces.transpose(0, 3, 1, 2), dtype=np.float32)
+        outs = self.session.run(self.output_names, {self.input_name: x})
+        return dict(zip(self.output_names, outs, strict=True))

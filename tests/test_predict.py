@@ -1,0 +1,128 @@
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from fixtures import face_image
+from PIL import Image
+
+from agegender import FaceResult, Predictor
+from agegender.checkpoint import save_checkpoint
+from agegender.cli import main
+from agegender.config import ModelConfig
+from agegender.export import export_onnx
+from agegender.models import create_model
+from agegender.preprocess import ImageError, load_image
+
+FIELDS = {"path", "face", "box", "det_score", "age_group", "age_group_index", "age_group_probs", "gender",
+          "gender_confidence"}
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = ModelConfig(head="cls")
+    folder = tmp_path_factory.mktemp("m") / "checkpoint"
+    save_checkpoint(folder, create_model(cfg).eval(), cfg)
+    return export_onnx(folder, folder.parent / "m.onnx")["path"], folder
+
+
+def _png_header_only(path, width, height):
+    """A PNG whose header claims width x height (a decompression bomb's calling card)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    face = face_image(0, 100)
+    face.save(d / "a_rgb.jpg")
+    face.convert("L").save(d / "b_gray.png")
+    face.convert("RGBA").save(d / "c_rgba.png")
+    face.convert("CMYK").save(d / "d_cmyk.jpg")
+    face.convert("P").save(d / "e_palette.bmp")
+    face.save(d / "f.webp")
+    Image.fromarray((np.asarray(face.convert("L"), dtype=np.uint16) * 257)).save(d / "g_16bit.png")
+    (d / "h_zero.jpg").write_bytes(b"")
+    (d / "i_text.png").write_text("not an image")
+    (d / "j_truncated.jpg").write_bytes((d / "a_rgb.jpg").read_bytes()[:300])
+    _png_header_only(d / "k_bomb.png", 30000, 30000)
+    return d
+
+
+def test_bad_inputs_raise_clear_errors(inputs):
+    for name, message in [("h_zero.jpg", "cannot read image"), ("i_text.png", "cannot read image"),
+                          ("j_truncated.jpg", "cannot read image"), ("k_bomb.png", "decompression bomb"),
+                          ("missing.jpg", "no such file")]:
+        with pytest.raises(ImageError, match=message) as info:
+            load_image(inputs / name)
+        assert name in str(info.value)
+
+
+def test_every_mode_becomes_rgb(inputs):
+    for name in ("a_rgb.jpg", "b_gray.png", "c_rgba.png", "d_cmyk.jpg", "e_palette.bmp", "f.webp", "g_16bit.png"):
+        img = load_image(inputs / name)
+        assert img.shape == (100, 100, 3) and img.dtype == np.uint8, name
+    gray = load_image(inputs / "b_gray.png")[..., 0].astype(int)
+    assert np.abs(load_image(inputs / "g_16bit.png")[..., 0].astype(int) - gray).max() <= 1
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    im = Image.new("RGB", (40, 20), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    im.save(tmp_path / "rot.jpg", exif=exif)
+    assert load_image(tmp_path / "rot.jpg").shape == (40, 20, 3)
+
+
+def test_aligned_batch_continues_past_bad_files_and_keeps_the_contract(onnx_model, inputs, tmp_path, capsys):
+    out = tmp_path / "out.jsonl"
+    code = main(["predict", "--aligned", "--model", onnx_model[0], "--format", "jsonl", "--out", str(out),
+                 "--no-progress", str(inputs)])
+    assert code == 1  # some inputs failed
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 11  # one per file, in path order
+    good = [r for r in records if "error" not in r]
+    bad = [r for r in records if "error" in r]
+    assert len(good) == 7 and len(bad) == 4
+    for r in good:
+        assert set(r) == FIELDS and r["box"] is None and r["face"] == 0
+        assert len(r["age_group_probs"]) == 8 and abs(sum(r["age_group_probs"]) - 1) < 1e-3
+        assert r["age_group"] in ("0-2", "4-6", "8-13", "15-20", "25-32", "38-43", "48-53", "60+")
+        assert r["gender"] in ("male", "female") and 0.5 <= r["gender_confidence"] <= 1
+    assert all(r["path"] and r["error"] for r in bad)
+    assert "error: " in capsys.readouterr().err
+    # --out never replaces an existing file unless asked.
+    assert main(["predict", "--aligned", "--model", onnx_model[0], "--out", str(out), str(inputs / "a_rgb.jpg")]) == 2
+
+
+def test_api_and_cli_agree(onnx_model, inputs, capsys):
+    predictor = Predictor(onnx_model[0], aligned=True)
+    api = predictor.predict(inputs / "a_rgb.jpg")
+    assert len(api) == 1 and isinstance(api[0], FaceResult)
+    assert main(["predict", "--aligned", "--model", onnx_model[0], "--format", "json", "--no-progress",
+                 str(inputs / "a_rgb.jpg")]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert cli == [api[0].to_dict()]
+
+
+def test_checkpoint_folder_and_onnx_give_the_same_answer(onnx_model, inputs):
+    onnx_pred = Predictor(onnx_model[0], aligned=True).predict(inputs / "a_rgb.jpg")[0]
+    torch_pred = Predictor(onnx_model[1], aligned=True).predict(inputs / "a_rgb.jpg")[0]
+    assert onnx_pred.age_group == torch_pred.age_group and onnx_pred.gender == torch_pred.gender
+    assert np.allclose(onnx_pred.age_group_probs, torch_pred.age_group_probs, atol=1e-3)
+
+
+def test_predict_arrays(onnx_model):
+    predictor = Predictor(onnx_model[0], aligned=True)
+    faces = np.stack([np.asarray(face_image(i, 64)) for i in range(3)])
+    assert [r.face for r in predictor.predict_faces(faces)] == [0, 1, 2]
+    with pytest.raises(ImageError, match="expected an RGB"):
+        predictor.predict(np.zeros((4, 4), np.float32))
