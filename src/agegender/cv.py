@@ -7,7 +7,7 @@ import os
 import platform
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ def git_commit() -> str:
 
 
 def run_info() -> dict:
-    return {"commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    return {"commit": git_commit(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus".strip(),
             "python": platform.python_version()}
 
@@ -83,7 +83,7 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
                   resume=True, eval_every=eval_every, progress=progress, log=log)
         history = res["history"]
         result = {
-            "fold": fold, "split": split, "n_train": int(len(train_idx)), "n_eval": int(len(test_idx)),
+            "fold": fold, "split": split, "n_train": len(train_idx), "n_eval": len(test_idx),
             "metrics": res["metrics"],
             "epochs": train_cfg.epochs,
             "train_seconds": float(sum(h["train_seconds"] for h in history)),

@@ -34,6 +34,6 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-from agegender.models import paper  # noqa: E402  (registers on import)
+from agegender.models import paper
 
 register("paper")(paper.PaperNet)
