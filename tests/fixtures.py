@@ -77,7 +77,8 @@ def make_adience(root: Path, users_per_fold: int = 2, faces_per_user: int = 9, l
     return root
 
 
-def make_levi_lists(root: Path, test_fold: int = 0) -> Path:
+def make_levi_lists(root: Path, test_fold: int = 0, image_root: Path | None = None) -> Path:
+    """``root/test_fold_is_K/{age,gender}_{train,val,test}.txt``; images under ``image_root/aligned``."""
     folder = root / f"test_fold_is_{test_fold}"
     folder.mkdir(parents=True, exist_ok=True)
     for split in ("train", "val", "test"):
@@ -86,7 +87,11 @@ def make_levi_lists(root: Path, test_fold: int = 0) -> Path:
                 for i in range(6):
                     if task == "gender" and i == 5:
                         continue  # an image listed for age only
-                    f.write(f"{split}{i}@N01/landmark_aligned_face.{i}.{split}_{i}_o.jpg {i % n_cls}\n")
+                    rel = f"{split}{i}@N0{test_fold}/landmark_aligned_face.{i}.{split}_{i}_o.jpg"
+                    f.write(f"{rel} {i % n_cls}\n")
+                    if image_root is not None and not (image_root / "aligned" / rel).exists():
+                        (image_root / "aligned" / rel).parent.mkdir(parents=True, exist_ok=True)
+                        face_image(i, 48).save(image_root / "aligned" / rel)
     return root
 
 

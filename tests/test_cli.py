@@ -1,6 +1,6 @@
 import json
 
-from fixtures import make_adience, make_utkface
+from fixtures import make_adience, make_levi_lists, make_utkface
 
 from agegender.cli import main
 
@@ -46,3 +46,14 @@ def test_train_then_bad_paths_give_clear_errors(tmp_path, capsys):
     assert main(["train", "--dataset", "utkface", "--data-root", str(tmp_path / "nope"), "--out",
                  str(tmp_path / "x")]) == 2
     assert "nope: not a folder" in capsys.readouterr().err
+
+
+def test_cv_with_levi_lists(tmp_path):
+    for fold in range(5):
+        make_levi_lists(tmp_path / "lists", fold, image_root=tmp_path / "img")
+    out = tmp_path / "run"
+    assert main(["cv", "--dataset", "adience", "--protocol", "levi", "--data-root", str(tmp_path / "lists"),
+                 "--image-root", str(tmp_path / "img"), "--only-folds", "2", "--epochs", "1", "--batch-size", "4",
+                 "--threads", "1", "--no-progress", "--out", str(out)]) == 0
+    fold = json.loads((out / "fold_2" / "results.json").read_text())
+    assert fold["n_train"] == 6 and fold["n_eval"] == 6

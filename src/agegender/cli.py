@@ -87,12 +87,17 @@ def cmd_cv(args) -> int:
 
     init_distributed()
     model_cfg, train_cfg = _configs(args)
-    records, info = read_dataset(args.dataset, args.data_root, image_root=args.image_root,
-                                 skip_missing=args.skip_missing)
+    splits = None
+    if args.protocol == "levi":
+        records, info, splits = _levi_protocol(args)
+    else:
+        records, info = read_dataset(args.dataset, args.data_root, image_root=args.image_root,
+                                     skip_missing=args.skip_missing)
     only = [int(f) for f in args.only_folds.split(",")] if args.only_folds else None
     results = run_cv(records, info, model_cfg, train_cfg, args.out, k=args.folds, fold_seed=args.fold_seed,
                      only_folds=only, tune_val=args.tune_val, eval_every=args.eval_every,
-                     command="agegender " + shlex.join(sys.argv[1:]), progress=not args.no_progress, log=_log)
+                     command="agegender " + shlex.join(sys.argv[1:]), progress=not args.no_progress,
+                     splits=splits, log=_log)
     print(format_summary(results["summary"]))
     print(f"results: {Path(args.out) / 'results.json'}")
     return 0
@@ -213,6 +218,40 @@ def _calibration_faces(spec: str, n: int):
     return np.asarray(build_faceset(records, 64, tag=f"{name}-calib").images)
 
 
+def _levi_protocol(args):
+    """Records and per-fold (train, test) indices from Levi & Hassner's test_fold_is_K lists."""
+    import numpy as np
+
+    from agegender.data.readers import check_files, read_levi_fold
+
+    if args.dataset != "adience":
+        raise ValueError("--protocol levi applies to --dataset adience")
+    image_root = args.image_root or args.data_root
+    list_root = args.levi_lists or args.data_root
+    index: dict[str, int] = {}
+    records, splits = [], []
+    for fold in range(5):
+        parts = read_levi_fold(list_root, image_root, fold)
+        ids = {}
+        for name in ("train", "val", "test"):
+            for r in parts[name]:
+                if r.path not in index:
+                    index[r.path] = len(records)
+                    records.append(r)
+            ids[name] = np.array([index[r.path] for r in parts[name]], dtype=np.int64)
+        # Levi & Hassner train on train and report test; their val list is for their own model selection.
+        splits.append((ids["train"], ids["test"]))
+    kept = check_files(records, args.skip_missing)
+    if len(kept) != len(records):
+        keep = {r.path for r in kept}
+        ok = np.array([r.path in keep for r in records])
+        new_index = np.cumsum(ok) - 1
+        splits = [(new_index[tr[ok[tr]]], new_index[te[ok[te]]]) for tr, te in splits]
+        records = kept
+    info = {"dataset": "adience", "protocol": "levi", "lists": str(list_root), "records": len(records)}
+    return records, info, splits
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agegender", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -232,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     _add_train_args(p)
     p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--protocol", choices=("folds", "levi"), default="folds",
+                   help="adience: the 5 official subject-exclusive folds, or Levi & Hassner's per-fold lists")
+    p.add_argument("--levi-lists", help="folder holding test_fold_is_K/ (default: --data-root)")
     p.add_argument("--fold-seed", type=int, default=0)
     p.add_argument("--only-folds", help="comma-separated fold indices to run (default: all)")
     p.add_argument("--tune-val", type=float, default=0.0,

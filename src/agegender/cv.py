@@ -49,16 +49,20 @@ def write_json(path: Path, data: dict) -> None:
 def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train_cfg: TrainConfig,
            out_dir: str | os.PathLike, *, k: int = 5, fold_seed: int = 0, only_folds: list[int] | None = None,
            tune_val: float = 0.0, eval_every: int = 0, command: str = "", progress: bool = True,
-           log=print) -> dict:
+           splits: list[tuple[np.ndarray, np.ndarray]] | None = None, log=print) -> dict:
     """Train and test each fold; write ``out/fold_K/results.json`` and ``out/results.json``.
 
     Folds whose results exist are skipped (resume); an interrupted fold resumes from its checkpoint.
     With ``tune_val`` > 0 each fold's *training part* is split into train / validation and only the
     validation split is scored: the test fold is not touched (for choosing lr and schedule).
+    ``splits`` gives explicit (train indices, test indices) per fold instead (Levi & Hassner's lists).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    folds = np.array(assign_folds(records, k, seed=fold_seed))
+    if splits is None:
+        folds = np.array(assign_folds(records, k, seed=fold_seed))
+        splits = [(np.flatnonzero(folds != f), np.flatnonzero(folds == f)) for f in range(k)]
+    k = len(splits)
     faces = build_faceset(records, model_cfg.input_size, tag=data_info["dataset"], progress=progress)
     t0 = time.perf_counter()
     fold_results = []
@@ -71,8 +75,7 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
             log(f"fold {fold}: results exist, skipped")
             fold_results.append(json.loads(done.read_text()))
             continue
-        train_idx = np.flatnonzero(folds != fold)
-        test_idx = np.flatnonzero(folds == fold)
+        train_idx, test_idx = splits[fold]
         split = "test"
         if tune_val > 0:
             tr, va = split_train_val([records[i] for i in train_idx], tune_val, seed=fold_seed)
@@ -98,7 +101,7 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
     summary = summarize(fold_results)
     results = {
         "command": command, "dataset": data_info, "k": k, "fold_seed": fold_seed,
-        "fold_sizes": np.bincount(folds, minlength=k).tolist(),
+        "fold_sizes": [len(test) for _, test in splits],
         "model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "tune_val": tune_val,
         "summary": summary, "folds": fold_results, "wall_seconds_this_session": time.perf_counter() - t0,
         **run_info(),
