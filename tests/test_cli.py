@@ -21,6 +21,9 @@ def test_cv_on_synthetic_utkface_writes_results(tmp_path, capsys):
     # A rerun skips finished folds.
     assert main(args) == 0
     assert "results exist, skipped" in capsys.readouterr().err
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "| run |" in text and "| fold |" in text and "true \\ predicted" in text
 
 
 def test_cv_on_synthetic_adience(tmp_path):

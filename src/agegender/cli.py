@@ -122,7 +122,14 @@ def cmd_predict(args) -> int:
     try:
         if fmt == "table":
             stream.write(table_header() + "\n")
-        results = predictor.predict_paths(iter_image_files(args.paths))
+        from agegender.video import is_video, predict_video
+
+        videos = [p for p in args.paths if is_video(p)]
+        images = [p for p in args.paths if not is_video(p)]
+        video_results = (r for v in videos for r in predict_video(
+            predictor, v, every=args.every, max_frames=args.max_frames,
+            annotate=Path(args.annotate) / (Path(v).stem + ".annotated.mp4") if args.annotate else None))
+        results = itertools.chain(predictor.predict_paths(iter_image_files(images)), video_results)
         for path, group in itertools.groupby(results, key=lambda r: r.path):
             group = list(group)
             bar.update(1)
@@ -138,7 +145,7 @@ def cmd_predict(args) -> int:
                     stream.write(table_row(r) + "\n")
                 else:
                     collected.append(r.to_dict())
-            if annotator is not None and not group[0].error:
+            if annotator is not None and not group[0].error and not is_video(path):
                 annotator.write(path, group)
         if fmt == "json":
             import json
@@ -182,6 +189,7 @@ def cmd_demo(args) -> int:
     print(f"agegender demo: the bundled photo {photo} (NASA, public domain)", file=sys.stderr)
     return cmd_predict(argparse.Namespace(paths=[str(photo)], model=args.model, detector="default", aligned=False,
                                           threads=None, batch_size=64, annotate=None, out=None, force=False,
+                                          every=5, max_frames=None,
                                           format=args.format or "table", no_progress=True))
 
 
@@ -252,6 +260,26 @@ def _levi_protocol(args):
     return records, info, splits
 
 
+def cmd_report(args) -> int:
+    from agegender import report
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = {Path(r).name: report.load_run(r) for r in args.runs}
+    lines = ["# Cross-validation report", "", report.summary_table(runs), ""]
+    for name, results in runs.items():
+        lines += [f"## {name}", "", f"`{results.get('command', '')}`", "", report.fold_table(results), "",
+                  report.confusions(results), ""]
+        if results["folds"] and len(results["folds"][0].get("curve", [])) > 1:
+            lines += ["Learning curve (first fold):", "", report.curve_table(results), ""]
+    if any(len(r["folds"][0].get("curve", [])) > 1 for r in runs.values() if r["folds"]):
+        report.plot_curves(runs, out / "curves.png")
+        lines += ["![learning curves](curves.png)", ""]
+    (out / "report.md").write_text("\n".join(lines))
+    print(f"wrote {out / 'report.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agegender", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -283,8 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder; finished folds are skipped on rerun")
     p.set_defaults(func=cmd_cv)
 
+    p = sub.add_parser("report", help="Markdown tables and figures from cv run folders")
+    p.add_argument("runs", nargs="+", help="cv run folders (or their results.json)")
+    p.add_argument("--out", default="docs/report", help="output folder (default docs/report)")
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("predict", help="age group and gender of the faces in images")
-    p.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
+    p.add_argument("paths", nargs="+",
+                   help="image files or folders (searched recursively), video files, or a camera index (0)")
+    p.add_argument("--every", type=int, default=5, help="video: predict every N-th frame (default 5)")
+    p.add_argument("--max-frames", type=int, help="video: stop after this many sampled frames")
     p.add_argument("--model", default=None, help="'default' (bundled), an .onnx file or a checkpoint folder")
     p.add_argument("--detector", default="default", help="face detector backend, or a YuNet .onnx file path")
     p.add_argument("--aligned", action="store_true", help="inputs are face crops already: no detection")

@@ -1,0 +1,110 @@
+"""Markdown tables (and PNG figures, with matplotlib) from cv results files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from agegender.labels import AGE_GROUPS, GENDERS
+
+METRICS = (("gender_acc", "gender"), ("age_strict_exact", "age exact (strict)"),
+           ("age_strict_1off", "age 1-off (strict)"), ("age_exact", "age exact (nearest)"),
+           ("age_1off", "age 1-off (nearest)"))
+
+
+def load_run(run_dir: str | os.PathLike) -> dict:
+    """A cv run folder's results.json, or one assembled from its finished folds."""
+    run = Path(run_dir)
+    path = run / "results.json" if run.is_dir() else run
+    if path.is_file():
+        return json.loads(path.read_text())
+    folds = [json.loads(p.read_text()) for p in sorted(run.glob("fold_*/results.json"))]
+    if not folds:
+        raise FileNotFoundError(f"{run_dir}: no results.json and no finished folds")
+    from agegender.cv import summarize
+
+    return {"folds": folds, "summary": summarize(folds), "command": "", "train": {}, "model": {}}
+
+
+def summary_row(name: str, results: dict) -> str:
+    cells = []
+    for key, _ in METRICS:
+        v = results["summary"].get(key)
+        cells.append(f"{v['mean']:.1f} ± {v['std']:.1f}" if v else "-")
+    folds = len(results["summary"].get("folds_done", []))
+    return f"| {name} | " + " | ".join(cells) + f" | {folds} |"
+
+
+def summary_table(runs: dict[str, dict]) -> str:
+    head = "| run | " + " | ".join(label for _, label in METRICS) + " | folds |"
+    sep = "|---" * (len(METRICS) + 2) + "|"
+    return "\n".join([head, sep, *(summary_row(name, r) for name, r in runs.items())])
+
+
+def fold_table(results: dict) -> str:
+    lines = ["| fold | split | n train | n eval | " + " | ".join(label for _, label in METRICS)
+             + " | train img/s | train s |", "|---" * (len(METRICS) + 6) + "|"]
+    for f in results["folds"]:
+        m = f["metrics"]
+        cells = " | ".join(f"{m[k]:.2f}" if k in m else "-" for k, _ in METRICS)
+        lines.append(f"| {f['fold']} | {f['split']} | {f['n_train']} | {f['n_eval']} | {cells} | "
+                     f"{f['train_images_per_s']:.0f} | {f['train_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def curve_table(results: dict, fold: int | None = None) -> str:
+    """Per-epoch evaluation of one fold (the learning curve used to choose the schedule)."""
+    f = results["folds"][0] if fold is None else next(x for x in results["folds"] if x["fold"] == fold)
+    keys = [(f"eval_{k}", label) for k, label in METRICS[:3]]
+    shift = [k for k in f["curve"][0] if k.startswith("shift_")]
+    lines = ["| epoch | train loss | " + " | ".join(label for _, label in keys)
+             + "".join(f" | {k}" for k in shift) + " |", "|---" * (len(keys) + 2 + len(shift)) + "|"]
+    for row in f["curve"]:
+        cells = " | ".join(f"{row[k]:.2f}" if k in row else "-" for k, _ in keys)
+        extra = "".join(f" | {row[k]:+.3f}" for k in shift)
+        lines.append(f"| {row['epoch']} | {row['loss']:.4f} | {cells}{extra} |")
+    return "\n".join(lines)
+
+
+def confusion_table(matrix: list[list[int]], labels: tuple[str, ...]) -> str:
+    lines = ["| true \\ predicted | " + " | ".join(labels) + " | n | recall |", "|---" * (len(labels) + 3) + "|"]
+    for name, row in zip(labels, matrix, strict=True):
+        n = sum(row)
+        recall = 100.0 * row[labels.index(name)] / n if n else float("nan")
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + f" | {n} | {recall:.1f} |")
+    return "\n".join(lines)
+
+
+def confusions(results: dict) -> str:
+    s = results["summary"]
+    parts = []
+    if "age_strict_confusion" in s:
+        parts += ["Age groups (strict, summed over folds):", "", confusion_table(s["age_strict_confusion"], AGE_GROUPS)]
+    elif "age_confusion" in s:
+        parts += ["Age groups (summed over folds):", "", confusion_table(s["age_confusion"], AGE_GROUPS)]
+    if "gender_confusion" in s:
+        parts += ["", "Gender (summed over folds):", "", confusion_table(s["gender_confusion"], GENDERS)]
+    return "\n".join(parts)
+
+
+def plot_curves(runs: dict[str, dict], out_png: str | os.PathLike) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, results in runs.items():
+        curve = results["folds"][0]["curve"]
+        epochs = [r["epoch"] for r in curve]
+        for ax, key, title in ((axes[0], "eval_gender_acc", "gender accuracy (%)"),
+                               (axes[1], "eval_age_strict_exact", "age-group exact, strict (%)")):
+            ax.plot(epochs, [r.get(key) for r in curve], marker="o", ms=3, label=name)
+            ax.set_title(title)
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)

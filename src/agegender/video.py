@@ -1,0 +1,161 @@
+"""Video and camera input: sample frames, detect and predict, follow faces with an IoU tracker and
+smooth each track's probabilities over time. OpenCV (already needed by the detector) decodes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from agegender.predict import FaceResult, Predictor
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+def is_video(path: str) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES or path.isdigit()
+
+
+def iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class Track:
+    id: int
+    box: list[float]
+    age_probs: np.ndarray | None
+    gender_probs: np.ndarray | None
+    missed: int = 0
+    hits: int = 1
+
+
+@dataclass
+class IouTracker:
+    """Greedy IoU matching; probabilities smoothed by an exponential moving average per track."""
+
+    min_iou: float = 0.3
+    max_missed: int = 5
+    smoothing: float = 0.6  # weight of the past in the moving average
+    tracks: list[Track] = field(default_factory=list)
+    next_id: int = 0
+
+    def update(self, results: list[FaceResult], labels: dict[str, list[str]]) -> list[FaceResult]:
+        n_old = len(self.tracks)
+        pairs = sorted(((iou(t.box, r.box), ti, ri) for ti, t in enumerate(self.tracks)
+                        for ri, r in enumerate(results)), reverse=True)
+        matched_t, matched_r, assignment = set(), set(), {}
+        for score, ti, ri in pairs:
+            if score < self.min_iou:
+                break
+            if ti not in matched_t and ri not in matched_r:
+                matched_t.add(ti)
+                matched_r.add(ri)
+                assignment[ri] = ti
+        out = []
+        for ri, r in enumerate(results):
+            age = np.asarray(r.age_group_probs) if r.age_group_probs is not None else None
+            gender = _gender_probs(r, labels)
+            if ri in assignment:
+                t = self.tracks[assignment[ri]]
+                t.age_probs = self._mix(t.age_probs, age)
+                t.gender_probs = self._mix(t.gender_probs, gender)
+                t.box, t.missed, t.hits = r.box, 0, t.hits + 1
+            else:
+                t = Track(self.next_id, r.box, age, gender)
+                self.next_id += 1
+                self.tracks.append(t)
+            out.append(_smoothed(r, t, labels))
+        for ti in range(n_old):
+            if ti not in matched_t:
+                self.tracks[ti].missed += 1
+        self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
+        return out
+
+    def _mix(self, old, new):
+        if old is None or new is None:
+            return new
+        return self.smoothing * old + (1 - self.smoothing) * new
+
+
+def _gender_probs(r: FaceResult, labels) -> np.ndarray | None:
+    if r.gender_confidence is None:
+        return None
+    p = np.zeros(len(labels["gender"]))
+    i = labels["gender"].index(r.gender)
+    p[:] = (1 - r.gender_confidence) / max(1, len(p) - 1)
+    p[i] = r.gender_confidence
+    return p
+
+
+@dataclass
+class VideoFace(FaceResult):
+    frame: int = 0
+    time_s: float = 0.0
+    track: int = 0
+
+
+def _smoothed(r: FaceResult, t: Track, labels) -> VideoFace:
+    v = VideoFace(**r.__dict__, track=t.id)
+    if t.age_probs is not None:
+        v.age_group_index = int(t.age_probs.argmax())
+        v.age_group = labels["age"][v.age_group_index]
+        v.age_group_probs = [round(float(p), 5) for p in t.age_probs]
+    if t.gender_probs is not None:
+        g = int(t.gender_probs.argmax())
+        v.gender, v.gender_confidence = labels["gender"][g], round(float(t.gender_probs[g]), 5)
+    return v
+
+
+def predict_video(predictor: Predictor, source: str | int | os.PathLike, every: int = 5,
+                  max_frames: int | None = None, annotate: str | os.PathLike | None = None) -> Iterator[VideoFace]:
+    """Faces of every ``every``-th frame of a video file or camera index, with track ids and smoothed
+    probabilities. ``annotate``: write an annotated copy of the sampled frames (MP4)."""
+    import cv2
+
+    from agegender.annotate import draw_results
+
+    src = int(source) if isinstance(source, int) or str(source).isdigit() else str(source)
+    if isinstance(src, str) and not Path(src).is_file():
+        raise FileNotFoundError(f"{src}: no such video file")
+    cap = cv2.VideoCapture(src)
+    if not cap.isOpened():
+        raise ValueError(f"{source}: cannot open video (unsupported format or no camera)")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    tracker, writer, frame_no, sampled = IouTracker(), None, -1, 0
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            frame_no += 1
+            if frame_no % every:
+                continue
+            rgb = np.ascontiguousarray(bgr[..., ::-1])
+            results = tracker.update(predictor.predict(rgb), predictor.model.labels)
+            for r in results:
+                r.path, r.frame, r.time_s = str(source), frame_no, round(frame_no / fps, 3)
+                yield r
+            if annotate is not None:
+                frame = np.asarray(draw_results(rgb, results))[..., ::-1]
+                if writer is None:
+                    Path(annotate).parent.mkdir(parents=True, exist_ok=True)
+                    writer = cv2.VideoWriter(str(annotate), cv2.VideoWriter_fourcc(*"mp4v"), fps / every,
+                                             (frame.shape[1], frame.shape[0]))
+                writer.write(np.ascontiguousarray(frame))
+            sampled += 1
+            if max_frames is not None and sampled >= max_frames:
+                break
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
