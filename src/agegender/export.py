@@ -82,7 +82,7 @@ def parity(model: torch.nn.Module, onnx_path: str | os.PathLike, faces: np.ndarr
 
     onnx_out = OnnxModel(onnx_path).run(faces)
     with torch.no_grad():
-        torch_out = model.eval()(torch.from_numpy(faces).permute(0, 3, 1, 2).float())
+        torch_out = model.eval()(torch.from_numpy(np.array(faces)).permute(0, 3, 1, 2).float())
     diffs = {}
     for task, ref in torch_out.items():
         a, b = ref.numpy(), onnx_out[task]

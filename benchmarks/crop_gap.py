@@ -1,0 +1,112 @@
+"""Accuracy of detect-then-crop against the aligned crops, on held-out native 200x200 UTKFace faces.
+
+    python benchmarks/crop_gap.py --run ~/agegender-runs/tune-cls --fold 0 --data ../shared/data
+
+The model is the run's fold checkpoint; only `utkface_200` faces that this fold never trained on are
+scored (the fold's test part, plus its validation split for a --tune-val run). Variants, all through the
+same Predictor:
+  aligned-64      the 64x64 UTKFace file, as in training
+  aligned-200     the 200x200 crop resized to 64x64 (`predict --aligned`)
+  detect-bare     the detector on the 200x200 crop itself (the face fills the picture)
+  detect-canvas   the crop pasted in the middle of a 600x600 noisy grey picture (a face with context)
+A detector miss counts as wrong in "all" and is left out of "detected".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_section  # noqa: E402
+
+from agegender.data.datasets import read_dataset  # noqa: E402
+from agegender.data.folds import assign_folds, split_train_val  # noqa: E402
+from agegender.data.readers import parse_utkface_name  # noqa: E402
+from agegender.labels import GENDERS, MISSING, age_group_strict  # noqa: E402
+from agegender.predict import Predictor  # noqa: E402
+from agegender.preprocess import load_image  # noqa: E402
+
+
+def held_out_names(data: Path, run: Path, fold: int, tune_val: float | None) -> set[str]:
+    results = json.loads((run / "results.json").read_text()) if (run / "results.json").is_file() else {}
+    k, seed = results.get("k", 5), results.get("fold_seed", 0)
+    tune = tune_val if tune_val is not None else results.get("tune_val", 0.0)
+    records, _ = read_dataset("utkface", str(data / "utkface"), verbose=False)
+    folds = np.array(assign_folds(records, k, seed=seed))
+    train_idx = np.flatnonzero(folds != fold)
+    if tune:
+        tr, _ = split_train_val([records[i] for i in train_idx], tune, seed=seed)
+        train_idx = train_idx[tr]
+    trained = {Path(records[i].path).name for i in train_idx}
+    return {Path(r.path).name for r in records} - trained
+
+
+def canvas(face: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pic = np.clip(rng.normal(120, 25, (600, 600, 3)), 0, 255).astype(np.uint8)
+    pic[200:400, 200:400] = face
+    return pic
+
+
+def score(results: list, truth: list[dict]) -> dict:
+    g_ok = a_ok = a_n = found = 0
+    for r, t in zip(results, truth, strict=True):
+        strict = age_group_strict(t["age_years"])
+        if r is None:
+            a_n += strict != MISSING
+            continue
+        found += 1
+        g_ok += GENDERS.index(r.gender) == t["gender"]
+        if strict != MISSING:
+            a_n += 1
+            a_ok += r.age_group_index == strict
+    n = len(truth)
+    return {"found": found, "n": n, "gender_all": 100 * g_ok / n, "age_strict_all": 100 * a_ok / max(a_n, 1),
+            "gender_detected": 100 * g_ok / max(found, 1)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", required=True, help="cv run folder")
+    ap.add_argument("--fold", type=int, default=0)
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--detector", default="default")
+    ap.add_argument("--tune-val", type=float, help="the run's --tune-val (read from its results.json if done)")
+    ap.add_argument("--out", default="docs/BENCHMARKS.md")
+    args = ap.parse_args()
+    data, run = Path(args.data), Path(args.run).expanduser()
+    held = held_out_names(data, run, args.fold, args.tune_val)
+    files = sorted(p for p in (data / "utkface_200" / "crop_part1").iterdir() if p.name in held)
+    truth = [parse_utkface_name(p.name) for p in files]
+    ckpt = run / f"fold_{args.fold}" / "checkpoint"
+    aligned = Predictor(ckpt, aligned=True)
+    detecting = Predictor(ckpt, detector=args.detector)
+    variants: dict[str, list] = {"aligned-64": [], "aligned-200": [], "detect-bare": [], "detect-canvas": []}
+    for i, p in enumerate(files):
+        small = data / "utkface" / "UTKFace" / p.name
+        variants["aligned-64"].append(aligned.predict(small)[0] if small.is_file() else None)
+        variants["aligned-200"].append(aligned.predict(p)[0])
+        face = load_image(p)
+        for name, picture in (("detect-bare", face), ("detect-canvas", canvas(face, i))):
+            found = detecting.predict(picture)
+            variants[name].append(found[0] if found else None)  # highest-scoring face
+    rows = ["| variant | faces found | gender % (all) | age exact strict % (all) | gender % (detected) |",
+            "|---|---|---|---|---|"]
+    for name, res in variants.items():
+        s = score(res, truth)
+        rows.append(f"| {name} | {s['found']}/{s['n']} | {s['gender_all']:.1f} | {s['age_strict_all']:.1f} | "
+                    f"{s['gender_detected']:.1f} |")
+    body = (f"Model: `{ckpt}` (fold {args.fold}); {len(files)} held-out `utkface_200` faces; detector "
+            f"`{detecting.detector.name}`.\n\n" + "\n".join(rows))
+    write_section(args.out, "Detect-then-crop vs aligned crops", body, " ".join(["python", *sys.argv]))
+    print(body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

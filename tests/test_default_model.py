@@ -1,0 +1,75 @@
+"""The bundled default model and photo: offline, end to end."""
+
+import json
+
+import numpy as np
+import pytest
+
+from agegender import Predictor
+from agegender.cli import main
+from agegender.predict import DEFAULT_MODEL, EXAMPLE_PHOTO, asset_path
+from agegender.preprocess import load_image
+from agegender.runtime import OnnxModel
+
+
+def test_default_model_is_bundled_and_small():
+    path = asset_path(DEFAULT_MODEL)
+    assert path.is_file() and path.stat().st_size < 16 * 2**20
+    model = OnnxModel(path)
+    assert model.size == 64 and {"age", "gender"} <= set(model.tasks) and model.head == "cls"
+
+
+def test_default_model_matches_pytorch():
+    """ONNX Runtime vs PyTorch rebuilt from the same (fp16-stored) weights: probabilities agree to 1e-3."""
+    torch = pytest.importorskip("torch")
+    from agegender.config import ModelConfig
+    from agegender.export import parity, state_dict_from_onnx
+    from agegender.models import create_model
+
+    path = asset_path(DEFAULT_MODEL)
+    meta = OnnxModel(path).meta
+    model = create_model(ModelConfig.from_dict(meta["model"])).eval()
+    missing, unexpected = model.load_state_dict(state_dict_from_onnx(path), strict=False)
+    # Not in the graph: BatchNorm's step counters, and the value-head affine of a head with no value task.
+    unused = ("num_batches_tracked", "head.value_center", "head.value_scale")
+    assert not unexpected and all(k.endswith(unused) for k in missing), missing
+    faces = np.random.default_rng(0).integers(0, 256, (8, 64, 64, 3), dtype=np.uint8)
+    photo_face = Predictor(aligned=True)._faces(load_image(asset_path(EXAMPLE_PHOTO)))[0][0]
+    with torch.no_grad():
+        diffs = parity(model, path, np.concatenate([faces, photo_face[None]]))
+    assert max(diffs.values()) < 1e-3, diffs
+
+
+def test_detector_finds_the_one_face_in_the_bundled_photo():
+    faces = Predictor().predict(asset_path(EXAMPLE_PHOTO))
+    assert len(faces) == 1
+    x, y, w, h = faces[0].box
+    assert 150 < x < 200 and 40 < y < 110 and 80 < w < 140  # Eileen Collins' face in the 512x512 portrait
+    assert faces[0].det_score > 0.5
+    assert abs(sum(faces[0].age_group_probs) - 1) < 1e-3
+
+
+def test_demo_prints_a_table(capsys):
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:3] == ["path", "face", "box"] and "astronaut.jpg" in out[1]
+
+
+def test_jsonl_contract_and_annotation(tmp_path, capsys):
+    photo = asset_path(EXAMPLE_PHOTO)
+    assert main(["predict", str(photo), "--format", "jsonl", "--annotate", str(tmp_path / "ann"),
+                 "--no-progress"]) == 0
+    record = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert set(record) == {"path", "face", "box", "det_score", "age_group", "age_group_index", "age_group_probs",
+                           "gender", "gender_confidence"}
+    assert (tmp_path / "ann" / "astronaut.jpg").is_file()
+    assert load_image(photo).shape == (512, 512, 3)  # the input is untouched
+
+
+def test_no_face_gives_an_error_record(tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (320, 240), (90, 140, 200)).save(tmp_path / "sky.png")
+    assert main(["predict", str(tmp_path / "sky.png"), "--format", "jsonl", "--no-progress"]) == 1
+    record = json.loads(capsys.readouterr().out)
+    assert record["path"].endswith("sky.png") and "no face" in record["error"]
