@@ -122,13 +122,11 @@ def cmd_predict(args) -> int:
     try:
         if fmt == "table":
             stream.write(table_header() + "\n")
-        from agegender.video import is_video, predict_video
+        from agegender.video import is_video
 
         videos = [p for p in args.paths if is_video(p)]
         images = [p for p in args.paths if not is_video(p)]
-        video_results = (r for v in videos for r in predict_video(
-            predictor, v, every=args.every, max_frames=args.max_frames,
-            annotate=Path(args.annotate) / (Path(v).stem + ".annotated.mp4") if args.annotate else None))
+        video_results = (r for v in videos for r in _video_records(predictor, v, args))
         results = itertools.chain(predictor.predict_paths(iter_image_files(images)), video_results)
         for path, group in itertools.groupby(results, key=lambda r: r.path):
             group = list(group)
@@ -158,6 +156,19 @@ def cmd_predict(args) -> int:
             stream.close()
     print(f"{faces} faces; {failed} inputs failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _video_records(predictor, video: str, args):
+    """One video's face records; a video that cannot be read gives one error record instead."""
+    from agegender.predict import FaceResult
+    from agegender.video import predict_video
+
+    annotate = Path(args.annotate) / (Path(video).stem + ".annotated.mp4") if args.annotate else None
+    try:
+        yield from predict_video(predictor, video, every=args.every, max_frames=args.max_frames,
+                                 annotate=annotate)
+    except (FileNotFoundError, ValueError) as err:
+        yield FaceResult(path=video, error=str(err))
 
 
 class _Annotator:

@@ -1,0 +1,67 @@
+import json
+
+import numpy as np
+import pytest
+
+from agegender import Predictor
+from agegender.cli import main
+from agegender.predict import EXAMPLE_PHOTO, FaceResult, asset_path
+from agegender.preprocess import load_image
+from agegender.video import IouTracker, predict_video
+
+cv2 = pytest.importorskip("cv2")
+
+
+@pytest.fixture
+def clip(tmp_path):
+    """12 frames of the bundled portrait drifting right by 4 px a frame."""
+    photo = load_image(asset_path(EXAMPLE_PHOTO))[..., ::-1]  # BGR for OpenCV
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (512, 512))
+    for i in range(12):
+        writer.write(np.ascontiguousarray(np.roll(photo, 4 * i, axis=1)))
+    writer.release()
+    return path
+
+
+def test_video_tracks_one_face_across_frames(clip, tmp_path):
+    results = list(predict_video(Predictor(), clip, every=3, annotate=tmp_path / "out.mp4"))
+    assert [r.frame for r in results] == [0, 3, 6, 9]
+    assert {r.track for r in results} == {0}  # the same face keeps its track id
+    assert results[1].box[0] > results[0].box[0]  # and it moves right
+    assert (tmp_path / "out.mp4").stat().st_size > 0
+
+
+def test_video_through_the_cli(clip, capsys):
+    assert main(["predict", str(clip), "--every", "4", "--format", "jsonl", "--no-progress"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["frame"] for r in records] == [0, 4, 8] and all("time_s" in r and "track" in r for r in records)
+
+
+def test_tracker_smooths_probabilities_and_splits_far_faces():
+    labels = {"age": [str(i) for i in range(8)], "gender": ["male", "female"]}
+    tracker = IouTracker(smoothing=0.5)
+
+    def face(x, p_age, gender, conf):
+        return FaceResult(path="v", face=0, box=[x, 0, 50, 50], age_group_probs=list(p_age), gender=gender,
+                          gender_confidence=conf, age_group_index=int(np.argmax(p_age)))
+
+    a = np.eye(8)[2]
+    b = np.eye(8)[5]
+    first = tracker.update([face(0, a, "male", 0.9)], labels)[0]
+    second = tracker.update([face(5, b, "female", 0.6), face(300, b, "female", 0.9)], labels)
+    assert second[0].track == first.track and second[1].track != first.track
+    assert second[0].age_group_probs[2] == pytest.approx(0.5) and second[0].age_group_probs[5] == pytest.approx(0.5)
+    assert second[0].gender == "male"  # 0.5 * 0.9 + 0.5 * 0.4 = 0.65 male after smoothing
+
+
+def test_missing_video_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.mp4"):
+        list(predict_video(Predictor(), tmp_path / "nope.mp4"))
+
+
+def test_unreadable_video_in_a_batch_is_an_error_record(clip, tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "nope.mp4"), str(clip), "--every", "6", "--format", "jsonl",
+                 "--no-progress"]) == 1
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert "no such video" in records[0]["error"] and [r["frame"] for r in records[1:]] == [0, 6]
