@@ -83,7 +83,7 @@ def main() -> int:
     if args.bf16:
         variants["bf16 autocast, channels-last"] = step_fn(True, True, images_cl, labels, args.batch, args.head)
     times = {name: [] for name in variants}
-    for name, fn in variants.items():
+    for fn in variants.values():
         fn()  # warm-up
     for _ in range(args.rounds):
         for name, fn in variants.items():

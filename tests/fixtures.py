@@ -65,7 +65,7 @@ def make_adience(root: Path, users_per_fold: int = 2, faces_per_user: int = 9, l
             w.writerow(ADIENCE_HEADER)
             for u in range(users_per_fold):
                 user = f"{1000 + fold * 10 + u}@N0{fold}"
-                for j in range(faces_per_user):
+                for _ in range(faces_per_user):
                     image, face_id = f"{row:05d}_abc_o.jpg", str(row % 50)
                     w.writerow([user, image, face_id, ADIENCE_AGES[row % len(ADIENCE_AGES)],
                                 ADIENCE_GENDERS[row % len(ADIENCE_GENDERS)], 0, 0, 100, 100, 0, 0, 50])

@@ -49,7 +49,7 @@ def inputs(tmp_path):
     face.convert("CMYK").save(d / "d_cmyk.jpg")
     face.convert("P").save(d / "e_palette.bmp")
     face.save(d / "f.webp")
-    Image.fromarray((np.asarray(face.convert("L"), dtype=np.uint16) * 257)).save(d / "g_16bit.png")
+    Image.fromarray(np.asarray(face.convert("L"), dtype=np.uint16) * 257).save(d / "g_16bit.png")
     (d / "h_zero.jpg").write_bytes(b"")
     (d / "i_text.png").write_text("not an image")
     (d / "j_truncated.jpg").write_bytes((d / "a_rgb.jpg").read_bytes()[:300])

@@ -143,7 +143,7 @@ class Predictor:
         for start in range(0, len(faces), self.batch_size):
             chunk = owners[start:start + self.batch_size]
             batch = np.stack(faces[start:start + self.batch_size])
-            for (i, box), r in zip(chunk, self._classify("", batch, [b for _, b in chunk]), strict=True):
+            for (i, _), r in zip(chunk, self._classify("", batch, [b for _, b in chunk]), strict=True):
                 r.path = items[i][0]
                 results.setdefault(i, []).append(r)
         for i, (path, res) in enumerate(items):

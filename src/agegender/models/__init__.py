@@ -1,39 +1,7 @@
-"""Model registry: ``create_model(ModelConfig(arch=...))``. Architectures register by name."""
+"""Model registry: ``create_model(ModelConfig(arch=...))``. Importing this package registers every
+architecture module listed here."""
 
-from __future__ import annotations
+from agegender.models import paper  # noqa: F401  (registers "paper")
+from agegender.models.registry import count_parameters, create_model, list_models, register
 
-from collections.abc import Callable
-
-from torch import nn
-
-from agegender.config import ModelConfig
-
-_REGISTRY: dict[str, Callable[[ModelConfig], nn.Module]] = {}
-
-
-def register(name: str):
-    def wrap(builder):
-        _REGISTRY[name] = builder
-        return builder
-    return wrap
-
-
-def list_models() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def create_model(cfg: ModelConfig) -> nn.Module:
-    try:
-        builder = _REGISTRY[cfg.arch]
-    except KeyError:
-        raise ValueError(f"unknown architecture {cfg.arch!r}; known: {', '.join(list_models())}") from None
-    return builder(cfg)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-from agegender.models import paper
-
-register("paper")(paper.PaperNet)
+__all__ = ["count_parameters", "create_model", "list_models", "register"]

@@ -17,6 +17,7 @@ from torch import nn
 
 from agegender.config import ModelConfig
 from agegender.models.heads import MultiTaskHead, Normalize
+from agegender.models.registry import register
 
 PAPER_WIDTHS = (64, 128, 256, 512)
 
@@ -29,6 +30,7 @@ def conv_bn_relu(cin: int, cout: int, pool: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+@register("paper")
 class PaperNet(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
