@@ -279,7 +279,8 @@ def cmd_report(args) -> int:
     runs = {Path(r).name: report.load_run(r) for r in args.runs}
     lines = ["# Cross-validation report", "", report.summary_table(runs), ""]
     for name, results in runs.items():
-        lines += [f"## {name}", "", f"`{results.get('command', '')}`", "", report.fold_table(results), "",
+        command = f"`{results['command']}`" if results.get("command") else "(in progress: no results.json yet)"
+        lines += [f"## {name}", "", command, "", report.fold_table(results), "",
                   report.confusions(results), ""]
         if results["folds"] and len(results["folds"][0].get("curve", [])) > 1:
             lines += ["Learning curve (first fold):", "", report.curve_table(results), ""]

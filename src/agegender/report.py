@@ -21,6 +21,8 @@ def load_run(run_dir: str | os.PathLike) -> dict:
         return json.loads(path.read_text())
     folds = [json.loads(p.read_text()) for p in sorted(run.glob("fold_*/results.json"))]
     if not folds:
+        folds = [_in_progress(p) for p in sorted(run.glob("fold_*/checkpoint/meta.json"))]
+    if not folds:
         raise FileNotFoundError(f"{run_dir}: no results.json and no finished folds")
     from agegender.cv import summarize
 
@@ -31,7 +33,10 @@ def summary_row(name: str, results: dict) -> str:
     cells = []
     for key, _ in METRICS:
         v = results["summary"].get(key)
-        cells.append(f"{v['mean']:.1f} ± {v['std']:.1f}" if v else "-")
+        if not v:
+            cells.append("-")
+        else:  # a single fold has no spread to show
+            cells.append(f"{v['mean']:.1f} ± {v['std']:.1f}" if v["n"] > 1 else f"{v['mean']:.1f}")
     folds = len(results["summary"].get("folds_done", []))
     return f"| {name} | " + " | ".join(cells) + f" | {folds} |"
 
@@ -108,3 +113,20 @@ def plot_curves(runs: dict[str, dict], out_png: str | os.PathLike) -> None:
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
+
+
+def _in_progress(meta_path: Path) -> dict:
+    """A fold still training: its curve so far from the checkpoint's history, marked in progress."""
+    meta = json.loads(meta_path.read_text())
+    history = meta.get("history", [])
+    last = history[-1] if history else {}
+    return {
+        "fold": int(meta_path.parent.parent.name.split("_")[1]), "split": "in progress",
+        "n_train": last.get("train_images", 0), "n_eval": 0,
+        "metrics": {k[5:]: v for k, v in last.items() if k.startswith("eval_")},
+        "train_images_per_s": last.get("train_images_per_s", 0.0),
+        "train_seconds": sum(h.get("train_seconds", 0.0) for h in history),
+        "curve": [{k: v for k, v in h.items() if k.startswith(("eval_", "loss", "shift_")) or k == "epoch"}
+                  for h in history],
+        "epochs_done": meta.get("epoch", 0), "epochs": (meta.get("train") or {}).get("epochs"),
+    }
