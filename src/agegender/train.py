@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -121,7 +120,3 @@ def _epoch_line(row: dict) -> str:
     parts += [f"{k[5:]} {row[k]:.2f}" for k in (f"eval_{h}" for h in headline_keys(
         {k[5:]: v for k, v in row.items() if k.startswith("eval_")})) if k in row]
     return " | ".join(parts)
-
-
-def print_err(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)

@@ -14,7 +14,6 @@ from collections import defaultdict
 from dataclasses import replace
 
 from agegender.data.readers import Record
-from agegender.labels import MISSING
 
 
 def _hash(text: str) -> str:
@@ -96,11 +95,3 @@ def split_train_val(records: list[Record], val_fraction: float, seed: int = 0) -
     val = [i for i, f in enumerate(folds) if f == 0]
     return train, val
 
-
-def label_counts(records: list[Record], task: str) -> dict[int, int]:
-    counts: dict[int, int] = defaultdict(int)
-    for r in records:
-        v = r.label(task)
-        if v != MISSING:
-            counts[int(v)] += 1
-    return dict(sorted(counts.items()))
