@@ -21,15 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_section  # noqa: E402
-
-from agegender.data.datasets import read_dataset  # noqa: E402
-from agegender.data.folds import assign_folds, split_train_val  # noqa: E402
-from agegender.data.readers import parse_utkface_name  # noqa: E402
-from agegender.labels import GENDERS, MISSING, age_group_strict  # noqa: E402
-from agegender.predict import Predictor  # noqa: E402
-from agegender.preprocess import load_image  # noqa: E402
+from agegender.data.datasets import read_dataset
+from agegender.data.folds import assign_folds, split_train_val
+from agegender.data.readers import parse_utkface_name
+from agegender.labels import GENDERS, MISSING, age_group_strict
+from agegender.predict import Predictor
+from agegender.preprocess import load_image
+from agegender.provenance import write_section
 
 
 def held_out_names(data: Path, run: Path, fold: int, tune_val: float | None) -> set[str]:

@@ -18,15 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_line, write_section  # noqa: E402
-
-from agegender.config import ModelConfig  # noqa: E402
-from agegender.data.datasets import read_dataset  # noqa: E402
-from agegender.data.faceset import build_faceset  # noqa: E402
-from agegender.engine import augment, bf16_supported, to_tensors  # noqa: E402
-from agegender.losses import multitask_loss  # noqa: E402
-from agegender.models import create_model  # noqa: E402
+from agegender.config import ModelConfig
+from agegender.data.datasets import read_dataset
+from agegender.data.faceset import build_faceset
+from agegender.engine import augment, bf16_supported, to_tensors
+from agegender.losses import multitask_loss
+from agegender.models import create_model
+from agegender.provenance import machine_line, write_section
 
 
 def step_fn(channels_last: bool, bf16: bool, images, labels, batch: int, head: str):

@@ -60,3 +60,19 @@ def test_cv_with_levi_lists(tmp_path):
                  "--threads", "1", "--no-progress", "--out", str(out)]) == 0
     fold = json.loads((out / "fold_2" / "results.json").read_text())
     assert fold["n_train"] == 6 and fold["n_eval"] == 6
+
+
+def test_bench_speed_writes_a_dated_table(tmp_path, capsys):
+    """Functional check only (timings are never asserted): rows for each runtime, a docs section."""
+    import json
+
+    docs, raw = tmp_path / "RESULTS.md", tmp_path / "speed.json"
+    assert main(["bench", "speed", "--archs", "paper,levi", "--threads", "1", "--batch", "2",
+                 "--min-seconds", "0", "--json", str(raw), "--docs", str(docs)]) == 0
+    rows = json.loads(raw.read_text())
+    assert {(r["arch"], r["runtime"]) for r in rows} == {(a, r) for a in ("paper", "levi")
+                                                          for r in ("pytorch", "onnxruntime")}
+    assert all(r["latency_ms"] > 0 and r["throughput"] > 0 for r in rows)
+    text = docs.read_text()
+    assert "## Table 2: speed of four architectures" in text and "agegender bench speed" in text
+    assert "| levi | 227 | 8,860,170 | 1.298 |" in text

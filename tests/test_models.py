@@ -4,6 +4,7 @@ import torch
 from agegender.config import ModelConfig, TrainConfig
 from agegender.losses import multitask_loss
 from agegender.models import count_parameters, create_model, list_models
+from agegender.models.reference import PAPER_INPUT_SIZE
 
 HEADS = ("reg", "cls")
 
@@ -11,7 +12,7 @@ HEADS = ("reg", "cls")
 @pytest.mark.parametrize("arch", list_models())
 @pytest.mark.parametrize("head", HEADS)
 def test_every_model_gives_named_finite_outputs(arch, head):
-    cfg = ModelConfig(arch=arch, head=head)
+    cfg = ModelConfig(arch=arch, head=head, input_size=PAPER_INPUT_SIZE.get(arch, 64))
     model = create_model(cfg).eval()
     with torch.no_grad():
         out = model(torch.rand(2, 3, cfg.input_size, cfg.input_size) * 255)
@@ -25,6 +26,18 @@ def test_paper_parameter_count():
     # 4 bias-free convs + BN, FC 8192->512, FC 512->512, 2-unit regression output.
     assert count_parameters(create_model(ModelConfig(head="reg"))) == 6_010_434
     assert count_parameters(create_model(ModelConfig(head="cls"))) == 6_014_538
+
+
+def test_table2_networks_match_their_papers():
+    """Parameter counts and GFLOPs of the timing networks (with our 8 + 2 softmax outputs)."""
+    from agegender.bench import gflops_per_image
+    from agegender.models.reference import reference_config
+
+    expected = {"paper": (6_014_538, 0.476), "levi": (8_860_170, 1.298), "alexnet": (58_322_314, 2.262)}
+    for arch, (params, gflops) in expected.items():
+        model = create_model(reference_config(arch, head="cls"))
+        assert count_parameters(model) == params
+        assert gflops_per_image(model, model.cfg.input_size) == pytest.approx(gflops, abs=1e-3)
 
 
 @pytest.mark.parametrize("layers,expected", [(3, 9_024_066), (4, 6_010_434), (5, 8_370_754), (6, 10_731_074)])

@@ -96,7 +96,7 @@ def cmd_cv(args) -> int:
     only = [int(f) for f in args.only_folds.split(",")] if args.only_folds else None
     results = run_cv(records, info, model_cfg, train_cfg, args.out, k=args.folds, fold_seed=args.fold_seed,
                      only_folds=only, tune_val=args.tune_val, eval_every=args.eval_every,
-                     command="agegender " + shlex.join(sys.argv[1:]), progress=not args.no_progress,
+                     command=args.command_line, progress=not args.no_progress,
                      splits=splits, log=_log)
     print(format_summary(results["summary"]))
     print(f"results: {Path(args.out) / 'results.json'}")
@@ -292,6 +292,29 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_bench_speed(args) -> int:
+    import json
+
+    from agegender.bench import measure_speed, rows_to_json, speed_markdown
+    from agegender.provenance import write_section
+
+    archs = tuple(a for a in args.archs.split(",") if a)
+    threads = tuple(int(t) for t in args.threads.split(","))
+    rows = measure_speed(archs, threads, tuple(args.runtimes.split(",")), batch=args.batch,
+                         min_seconds=args.min_seconds, progress=_log)
+    table = speed_markdown(rows)
+    print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows_to_json(rows), indent=1))
+    if args.docs:
+        note = ("Ratios are to ours in the same runtime and thread setting. The paper's phone row (0.5 s vs "
+                "5.2 s for Levi & Hassner's net, about 10x) cannot be measured here: no phone-class device, "
+                "and one x86 thread is not a phone.")
+        write_section(args.docs, args.section, table + "\n" + note, args.command_line)
+        _log(f"wrote section '{args.section}' of {args.docs}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agegender", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -328,6 +351,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="docs/report", help="output folder (default docs/report)")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("bench", help="benchmarks: `bench speed` times the paper's Table 2 networks")
+    bench = p.add_subparsers(dest="bench", required=True)
+    p = bench.add_parser("speed", help="latency (batch 1) and throughput of paper, AlexNet, VGG-16, Levi's CNN")
+    p.add_argument("--archs", default="paper,alexnet,vgg16,levi")
+    p.add_argument("--threads", default="1,0", help="comma-separated thread settings; 0 = all cores")
+    p.add_argument("--runtimes", default="pytorch,onnxruntime")
+    p.add_argument("--batch", type=int, default=32, help="batch size for throughput (default 32)")
+    p.add_argument("--min-seconds", type=float, default=2.0, help="time each measurement at least this long")
+    p.add_argument("--json", help="write the raw rows here")
+    p.add_argument("--docs", help="write the table as a dated section of this Markdown file")
+    p.add_argument("--section", default="Table 2: speed of four architectures")
+    p.set_defaults(func=cmd_bench_speed)
+
     p = sub.add_parser("predict", help="age group and gender of the faces in images")
     p.add_argument("paths", nargs="+",
                    help="image files or folders (searched recursively), video files, or a camera index (0)")
@@ -363,7 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.command_line = "agegender " + shlex.join(argv)  # recorded in results and docs
     try:
         return args.func(args)
     except (FileNotFoundError, FileExistsError, ValueError, OSError) as err:

@@ -1,7 +1,11 @@
-"""Shared by the benchmark scripts: machine description and writing a dated section into a docs file."""
+"""Where a number came from: machine description, commit, and writing a dated section into a docs file.
+
+Used by the benchmark scripts and by `agegender bench` / `agegender ablation`, so every table in docs/
+carries its command, commit, date and machine."""
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import subprocess
@@ -20,8 +24,6 @@ def machine_line() -> str:
         isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
     except OSError:
         isa = "?"
-    import os
-
     return f"{model}, {os.cpu_count()} cores, {isa}, Python {platform.python_version()}"
 
 
