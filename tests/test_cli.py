@@ -76,3 +76,28 @@ def test_bench_speed_writes_a_dated_table(tmp_path, capsys):
     text = docs.read_text()
     assert "## Table 2: speed of four architectures" in text and "agegender bench speed" in text
     assert "| levi | 227 | 8,860,170 | 1.298 |" in text
+
+
+def test_ablation_runs_rows_fold_major_resumes_and_writes_table(tmp_path, capsys):
+    root = make_utkface(tmp_path / "utk", n=30, size=32).parent
+    out, docs = tmp_path / "abl", tmp_path / "RESULTS.md"
+    args = ["ablation", "--dataset", "utkface", "--data-root", str(root), "--folds", "2", "--only-folds", "0",
+            "--rows", "age-3conv,multi-cls-4conv", "--epochs", "1", "--batch-size", "8", "--threads", "1",
+            "--no-progress", "--out", str(out), "--docs", str(docs)]
+    assert main(args) == 0
+    assert (out / "age-3conv" / "fold_0" / "results.json").is_file()
+    assert not (out / "age-3conv" / "fold_1").exists()
+    table = docs.read_text()
+    assert "| age-3conv | age | 3 | reg | 1/2 |" in table
+    assert "| multi-cls-4conv | age+gender | 4 | cls | 1/2 |" in table
+    # the single-task age row has no gender number; the recipe is the short ablation schedule
+    age_row = next(line for line in table.splitlines() if line.startswith("| age-3conv"))
+    assert age_row.split("|")[6].strip() == ""
+    saved = json.loads((out / "age-3conv" / "results.json").read_text())
+    assert saved["train"]["grad_clip"] == 1.0 and saved["train"]["lr_step_epochs"] == [1.5]
+    # fold 1 next: fold 0 is skipped, and the row's results.json then holds both folds
+    assert main(args[:8] + ["1"] + args[9:]) == 0
+    assert "fold 0: results exist, skipped" not in capsys.readouterr().err  # fold 0 not re-run, just counted
+    saved = json.loads((out / "multi-cls-4conv" / "results.json").read_text())
+    assert saved["summary"]["folds_done"] == [0, 1]
+    assert "| 2/2 |" in docs.read_text()

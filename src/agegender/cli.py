@@ -45,17 +45,22 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--skip-missing", action="store_true", help="drop records whose image file is missing")
 
 
+def _train_config(args):
+    from agegender.config import recipe
+
+    steps = tuple(float(s) for s in args.lr_steps.split(",") if s) if args.lr_steps else None
+    return recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                  lr_step_epochs=steps, warmup_epochs=args.warmup_epochs, grad_clip=args.grad_clip,
+                  weight_decay=args.weight_decay, augment=False if args.no_augment else None,
+                  bf16=args.bf16, channels_last=args.channels_last, threads=args.threads, seed=args.seed)
+
+
 def _configs(args):
-    from agegender.config import ModelConfig, recipe
+    from agegender.config import ModelConfig
 
     model_cfg = ModelConfig(arch=args.arch, head=args.head, tasks=tuple(t for t in args.tasks.split(",") if t),
                             conv_layers=args.conv_layers)
-    steps = tuple(int(s) for s in args.lr_steps.split(",") if s) if args.lr_steps else None
-    train_cfg = recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                       lr_step_epochs=steps, warmup_epochs=args.warmup_epochs, grad_clip=args.grad_clip,
-                       weight_decay=args.weight_decay, augment=False if args.no_augment else None,
-                       bf16=args.bf16, channels_last=args.channels_last, threads=args.threads, seed=args.seed)
-    return model_cfg, train_cfg
+    return model_cfg, _train_config(args)
 
 
 def _log(msg: str) -> None:
@@ -100,6 +105,27 @@ def cmd_cv(args) -> int:
                      splits=splits, log=_log)
     print(format_summary(results["summary"]))
     print(f"results: {Path(args.out) / 'results.json'}")
+    return 0
+
+
+def cmd_ablation(args) -> int:
+    from agegender.ablation import ablation_table, run_ablation, select_rows
+    from agegender.data.datasets import read_dataset
+    from agegender.provenance import write_section
+
+    train_cfg = _train_config(args)
+    rows = select_rows([r for r in args.rows.split(",") if r] if args.rows else None)
+    if not args.table_only:
+        records, info = read_dataset(args.dataset, args.data_root, image_root=args.image_root,
+                                     skip_missing=args.skip_missing)
+        folds = [int(f) for f in args.only_folds.split(",")] if args.only_folds else None
+        run_ablation(records, info, train_cfg, args.out, rows=rows, k=args.folds, folds=folds,
+                     fold_seed=args.fold_seed, command=args.command_line, progress=not args.no_progress, log=_log)
+    table = ablation_table(args.out, rows, k=args.folds)
+    print(table)
+    if args.docs:
+        write_section(args.docs, args.section, table, args.command_line)
+        _log(f"wrote section '{args.section}' of {args.docs}")
     return 0
 
 
@@ -345,6 +371,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=0, help="evaluate every N epochs (learning curve)")
     p.add_argument("--out", required=True, help="run folder; finished folds are skipped on rerun")
     p.set_defaults(func=cmd_cv)
+
+    p = sub.add_parser("ablation", help="Table 3: single-task nets of 3-6 conv layers vs the multi-task net")
+    _add_data_args(p)
+    _add_train_args(p)
+    p.set_defaults(recipe="ablation")
+    p.add_argument("--rows", help="comma-separated row names (default: all 10)")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--fold-seed", type=int, default=0)
+    p.add_argument("--only-folds", help="comma-separated fold indices to run (default: all)")
+    p.add_argument("--out", required=True, help="ablation folder: one cv run per row; finished folds are skipped")
+    p.add_argument("--table-only", action="store_true", help="only (re)write the table from finished folds")
+    p.add_argument("--docs", help="write the table as a dated section of this Markdown file")
+    p.add_argument("--section", default="Table 3: ablation (UTK-8, 5 folds)")
+    p.set_defaults(func=cmd_ablation)
 
     p = sub.add_parser("report", help="Markdown tables and figures from cv run folders")
     p.add_argument("runs", nargs="+", help="cv run folders (or their results.json)")

@@ -67,10 +67,12 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
     t0 = time.perf_counter()
     fold_results = []
     for fold in range(k):
-        if only_folds is not None and fold not in only_folds:
-            continue
         fold_dir = out / f"fold_{fold}"
         done = fold_dir / RESULTS
+        if only_folds is not None and fold not in only_folds:
+            if done.is_file():  # finished earlier (or by a parallel run): still part of the summary
+                fold_results.append(json.loads(done.read_text()))
+            continue
         if done.is_file():
             log(f"fold {fold}: results exist, skipped")
             fold_results.append(json.loads(done.read_text()))

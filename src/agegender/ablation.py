@@ -1,0 +1,92 @@
+"""Table 3: single-task nets of 3-6 conv layers against the multi-task net, same folds, same schedule.
+
+Rows (10): single-task age and single-task gender with the paper's ``reg`` head at 3, 4, 5, 6 conv
+layers, and the 4-conv multi-task net with the ``reg`` head and with the ``cls`` head. Every row is an
+ordinary ``run_cv`` under ``OUT/<row>/``; the loop runs fold-major (fold 0 of every row, then fold 1, ...)
+so that an interrupted ablation leaves a table with every row at the same number of folds, and a rerun
+skips finished folds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agegender.config import ModelConfig, TrainConfig
+from agegender.cv import RESULTS, run_cv
+from agegender.data.readers import Record
+from agegender.metrics import mean_std
+
+
+@dataclass(frozen=True)
+class AblationRow:
+    name: str
+    tasks: tuple[str, ...]
+    conv_layers: int
+    head: str
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(tasks=self.tasks, conv_layers=self.conv_layers, head=self.head)
+
+
+ROWS: tuple[AblationRow, ...] = (
+    *(AblationRow(f"age-{n}conv", ("age",), n, "reg") for n in (3, 4, 5, 6)),
+    *(AblationRow(f"gender-{n}conv", ("gender",), n, "reg") for n in (3, 4, 5, 6)),
+    AblationRow("multi-reg-4conv", ("age", "gender"), 4, "reg"),
+    AblationRow("multi-cls-4conv", ("age", "gender"), 4, "cls"),
+)
+
+
+def select_rows(names: list[str] | None) -> tuple[AblationRow, ...]:
+    if not names:
+        return ROWS
+    known = {r.name: r for r in ROWS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown ablation rows {unknown}; known: {', '.join(known)}")
+    return tuple(known[n] for n in names)
+
+
+def run_ablation(records: list[Record], data_info: dict, train_cfg: TrainConfig, out_dir: str | os.PathLike,
+                 *, rows: tuple[AblationRow, ...] = ROWS, k: int = 5, folds: list[int] | None = None,
+                 fold_seed: int = 0, command: str = "", progress: bool = True,
+                 log: Callable[[str], None] = print) -> None:
+    out = Path(out_dir)
+    for fold in folds if folds is not None else range(k):
+        for row in rows:
+            log(f"ablation: fold {fold}, row {row.name}")
+            run_cv(records, data_info, row.model_config(), train_cfg, out / row.name, k=k, fold_seed=fold_seed,
+                   only_folds=[fold], command=command, progress=progress, log=log)
+
+
+def load_row_folds(row_dir: Path) -> list[dict]:
+    """Every finished fold's results under ``row_dir`` (read from disk, so parallel runs all count)."""
+    found = []
+    for path in sorted(row_dir.glob("fold_*/" + RESULTS)):
+        found.append(json.loads(path.read_text()))
+    return sorted(found, key=lambda r: r["fold"])
+
+
+def _cell(folds: list[dict], key: str) -> str:
+    values = [f["metrics"][key] for f in folds if key in f["metrics"]]
+    if not values:
+        return ""
+    s = mean_std(values)
+    return f"{s['mean']:.1f} ± {s['std']:.1f}"
+
+
+def ablation_table(out_dir: str | os.PathLike, rows: tuple[AblationRow, ...] = ROWS, k: int = 5) -> str:
+    """Markdown: one line per row, mean ± std over its finished folds (and how many)."""
+    out = Path(out_dir)
+    lines = ["| row | tasks | conv layers | head | folds | gender acc % | age exact % (strict) "
+             "| age 1-off % (strict) | age exact % (nearest) |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        folds = load_row_folds(out / row.name)
+        lines.append(f"| {row.name} | {'+'.join(row.tasks)} | {row.conv_layers} | {row.head} | {len(folds)}/{k} "
+                     f"| {_cell(folds, 'gender_acc')} | {_cell(folds, 'age_strict_exact')} "
+                     f"| {_cell(folds, 'age_strict_1off')} | {_cell(folds, 'age_exact')} |")
+    return "\n".join(lines)
