@@ -11,15 +11,18 @@ from agegender.export import export_onnx, state_dict_from_onnx
 from agegender.models import create_model
 from agegender.runtime import ModelError, OnnxModel
 
+# The configuration we train and ship: softmax heads, exact age, BatchNorm in the FC layers.
+CFG = ModelConfig(head="cls", tasks=("age", "gender", "age_years"), fc_norm=True)
+
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
-    cfg = ModelConfig(head="cls", tasks=("age", "gender", "age_years"))
+    cfg = CFG
     model = create_model(cfg).eval()
     with torch.no_grad():  # non-trivial BatchNorm statistics, as after training
         for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.running_mean.uniform_(-1, 1)
                 m.running_var.uniform_(0.5, 2)
     folder = tmp_path_factory.mktemp("ckpt") / "checkpoint"
@@ -42,7 +45,7 @@ def test_fp16_export_is_half_the_size_and_round_trips_to_torch(checkpoint, tmp_p
     a = export_onnx(checkpoint, tmp_path / "a.onnx", "fp32")
     b = export_onnx(checkpoint, tmp_path / "b.onnx", "fp16")
     assert b["bytes"] < 0.55 * a["bytes"]
-    model = create_model(ModelConfig(head="cls", tasks=("age", "gender", "age_years"))).eval()
+    model = create_model(CFG).eval()
     missing, _ = model.load_state_dict(state_dict_from_onnx(b["path"]), strict=False)
     assert all(k.endswith("num_batches_tracked") for k in missing)
     from agegender.export import parity

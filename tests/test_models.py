@@ -26,6 +26,8 @@ def test_paper_parameter_count():
     # 4 bias-free convs + BN, FC 8192->512, FC 512->512, 2-unit regression output.
     assert count_parameters(create_model(ModelConfig(head="reg"))) == 6_010_434
     assert count_parameters(create_model(ModelConfig(head="cls"))) == 6_014_538
+    # BatchNorm in the FC layers (our fix for dead units): +2 x 2 x 512 BN parameters, -2 x 512 FC biases
+    assert count_parameters(create_model(ModelConfig(head="cls", fc_norm=True))) == 6_015_562
 
 
 def test_table2_networks_match_their_papers():

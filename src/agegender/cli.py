@@ -302,20 +302,46 @@ def cmd_report(args) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = {Path(r).name: report.load_run(r) for r in args.runs}
-    lines = ["# Cross-validation report", "", report.summary_table(runs), ""]
-    for name, results in runs.items():
+    runs = {Path(r).name: (Path(r), report.load_run(r)) for r in args.runs}
+    lines = ["# Cross-validation report", "", report.summary_table({n: r for n, (_, r) in runs.items()}), ""]
+    for name, (run_dir, results) in runs.items():
         command = f"`{results['command']}`" if results.get("command") else "(in progress: no results.json yet)"
         lines += [f"## {name}", "", command, "", report.fold_table(results), "",
                   report.confusions(results), ""]
         if results["folds"] and len(results["folds"][0].get("curve", [])) > 1:
             lines += ["Learning curve (first fold):", "", report.curve_table(results), ""]
-    if any(len(r["folds"][0].get("curve", [])) > 1 for r in runs.values() if r["folds"]):
-        report.plot_curves(runs, out / "curves.png")
+        if results["summary"].get("folds_done"):
+            report.plot_confusions(results["summary"], out / f"{name}_confusion.png", title=name)
+            lines += [f"![confusion matrices]({name}_confusion.png)", ""]
+        if not args.no_faces:
+            lines += _face_analysis(name, run_dir, results, out, args.threads)
+    if any(len(r["folds"][0].get("curve", [])) > 1 for _, r in runs.values() if r["folds"]):
+        report.plot_curves({n: r for n, (_, r) in runs.items()}, out / "curves.png")
         lines += ["![learning curves](curves.png)", ""]
     (out / "report.md").write_text("\n".join(lines))
     print(f"wrote {out / 'report.md'}")
     return 0
+
+
+def _face_analysis(name: str, run_dir: Path, results: dict, out: Path, threads: int | None) -> list[str]:
+    """Per-group accuracy and the Fig. 3 grid from the finished folds' held-out predictions."""
+    from agegender import report
+    from agegender.analysis import breakdown, fold_predictions
+
+    finished = [f for f in results["folds"] if f.get("split") in ("test", "val")
+                and (run_dir / f"fold_{f['fold']}" / "checkpoint").exists()]
+    if not finished:
+        return []
+    preds = []
+    for f in finished:
+        _log(f"{name}: predictions of fold {f['fold']}")
+        preds.append(fold_predictions(run_dir, results, f, threads=threads))
+    report.plot_examples(preds[0], out / f"{name}_examples.png")
+    folds = ", ".join(str(f["fold"]) for f in finished)
+    return [f"Accuracy by group (held-out faces of folds {folds}, pooled):", "",
+            report.breakdown_tables(breakdown(preds)),
+            f"Held-out faces of fold {finished[0]['fold']}, right and wrong (like the paper's Fig. 3):", "",
+            f"![examples]({name}_examples.png)", ""]
 
 
 def cmd_bench_speed(args) -> int:
@@ -389,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="Markdown tables and figures from cv run folders")
     p.add_argument("runs", nargs="+", help="cv run folders (or their results.json)")
     p.add_argument("--out", default="docs/report", help="output folder (default docs/report)")
+    p.add_argument("--no-faces", action="store_true",
+                   help="skip the per-face analysis (per-group accuracy, Fig. 3), which reruns each fold's model")
+    p.add_argument("--threads", type=int, help="torch threads for those predictions")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("bench", help="benchmarks: `bench speed` times the paper's Table 2 networks")

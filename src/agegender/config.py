@@ -19,6 +19,9 @@ class ModelConfig:
     input_size: int = 64
     conv_layers: int = 4  # paper trunk depth: 3..6 (5th and 6th are extra 512-filter convs at 4x4)
     fc_width: int = 512
+    # BatchNorm between each FC layer and its ReLU. The paper has none (False reproduces it); without it
+    # the first FC layer lost 94-98 % of its units to dead ReLUs in our trainings (docs/RESULTS.md).
+    fc_norm: bool = False
     dropout: float = 0.5
     mean: tuple[float, float, float] = RGB_MEAN
     std: tuple[float, float, float] = RGB_STD

@@ -94,8 +94,7 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
             "train_seconds": float(sum(h["train_seconds"] for h in history)),
             "train_images_per_s": float(np.median([h["train_images_per_s"] for h in history])),
             "wall_seconds_this_session": time.perf_counter() - started,
-            "curve": [{k: v for k, v in h.items() if k.startswith(("eval_", "loss", "shift_")) or k == "epoch"}
-                      for h in history],
+            "curve": curve_rows(history),
             **run_info(),
         }
         write_json(done, result)
@@ -110,6 +109,12 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
     }
     write_json(out / RESULTS, results)
     return results
+
+
+def curve_rows(history: list[dict]) -> list[dict]:
+    """The per-epoch numbers a results file keeps: loss, evaluation, train/eval shift, live FC units."""
+    return [{k: v for k, v in h.items() if k.startswith(("eval_", "loss", "shift_", "alive_")) or k == "epoch"}
+            for h in history]
 
 
 def summarize(fold_results: list[dict]) -> dict:

@@ -181,6 +181,29 @@ def train_eval_shift(model: nn.Module, images: torch.Tensor, n: int = 256, seed:
             if out_train[t].dim() == 1}
 
 
+@torch.no_grad()
+def fc_alive(model: nn.Module, images: torch.Tensor, n: int = 256, seed: int = 0) -> dict[str, float]:
+    """Fraction of each FC layer's ReLU units that fire for at least one of ``n`` training images (eval
+    mode). A unit that fires for none is dead: it gets no gradient and never recovers."""
+    fc = getattr(model, "fc", None)
+    if fc is None:
+        return {}
+    relus = [m for m in fc if isinstance(m, nn.ReLU)]
+    seen: dict[int, torch.Tensor] = {}
+    hooks = [r.register_forward_hook(lambda _m, _i, out, k=k: seen.__setitem__(k, out.amax(0) > 0))
+             for k, r in enumerate(relus)]
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    try:
+        model(images[torch.randperm(images.shape[0], generator=gen)[:n]].float())
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return {f"alive_fc{k + 1}": float(v.float().mean()) for k, v in sorted(seen.items())}
+
+
 def _bar(total: int, desc: str, enabled: bool):
     from tqdm import tqdm
 

@@ -117,6 +117,8 @@ def plot_curves(runs: dict[str, dict], out_png: str | os.PathLike) -> None:
 
 def _in_progress(meta_path: Path) -> dict:
     """A fold still training: its curve so far from the checkpoint's history, marked in progress."""
+    from agegender.cv import curve_rows
+
     meta = json.loads(meta_path.read_text())
     history = meta.get("history", [])
     last = history[-1] if history else {}
@@ -126,7 +128,103 @@ def _in_progress(meta_path: Path) -> dict:
         "metrics": {k[5:]: v for k, v in last.items() if k.startswith("eval_")},
         "train_images_per_s": last.get("train_images_per_s", 0.0),
         "train_seconds": sum(h.get("train_seconds", 0.0) for h in history),
-        "curve": [{k: v for k, v in h.items() if k.startswith(("eval_", "loss", "shift_")) or k == "epoch"}
-                  for h in history],
+        "curve": curve_rows(history),
         "epochs_done": meta.get("epoch", 0), "epochs": (meta.get("train") or {}).get("epochs"),
     }
+
+
+def breakdown_tables(tables: dict[str, list[dict]]) -> str:
+    """Markdown for analysis.breakdown(): exact and 1-off accuracy per age group, gender and race."""
+    def fmt(v):
+        return "-" if v is None else f"{v:.1f}"
+
+    parts = []
+    for title, rows in tables.items():
+        parts += [f"By {title}:" if title != "all" else "All held-out faces:", "",
+                  "| group | n | gender acc % | age exact % (strict) | age 1-off % (strict) |",
+                  "|---|---:|---:|---:|---:|"]
+        parts += [f"| {r['group']} | {r['n']} | {fmt(r['gender_acc'])} | {fmt(r['age_exact'])} | {fmt(r['age_1off'])} |"
+                  for r in rows]
+        parts.append("")
+    return "\n".join(parts)
+
+
+def plot_confusions(summary: dict, out_png: str | os.PathLike, title: str = "") -> None:
+    """Age (strict) 8x8 and gender 2x2 confusion matrices summed over folds, row-normalised colours."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    mats = [(key, labels) for key, labels in (("age_strict_confusion", AGE_GROUPS), ("gender_confusion", GENDERS))
+            if key in summary]
+    fig, axes = plt.subplots(1, len(mats), figsize=(5.2 * len(mats), 4.6), squeeze=False,
+                             gridspec_kw={"width_ratios": [len(lab) for _, lab in mats]})
+    for ax, (key, labels) in zip(axes[0], mats, strict=True):
+        m = np.asarray(summary[key], dtype=np.float64)
+        norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black")
+        ax.set_xticks(range(len(labels)), labels, rotation=45, fontsize=8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title("age group (strict)" if key.startswith("age") else "gender")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+
+
+def plot_examples(preds, out_png: str | os.PathLike, per_kind: int = 12, seed: int = 0) -> None:
+    """The paper's Fig. 3: held-out faces predicted right (black captions) and wrong (red), with the
+    true and predicted labels. ``preds``: one analysis.FoldPredictions. Gap-age faces are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    strict = preds.strict_age()
+    has_age, has_gender = "age" in preds.pred, "gender" in preds.pred
+    ok = strict != -1 if has_age else np.ones(len(preds.paths), dtype=bool)
+    right = np.ones(len(ok), dtype=bool)
+    if has_age:
+        right &= preds.pred["age"] == strict
+    if has_gender:
+        right &= preds.pred["gender"] == preds.labels["gender"]
+    rng = np.random.default_rng(seed)
+    picks = []
+    for want in (True, False):
+        pool = np.flatnonzero(ok & (right == want))
+        picks += [(i, want) for i in rng.choice(pool, size=min(per_kind, len(pool)), replace=False)]
+    cols = 6
+    rows = -(-len(picks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.7, rows * 2.15), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (i, good) in zip(axes.flat, picks, strict=False):
+        with Image.open(preds.paths[i]) as im:
+            ax.imshow(im.convert("RGB").resize((96, 96)))
+
+        def label(age, gender):
+            parts = []
+            if has_age:
+                parts.append(AGE_GROUPS[int(age)])
+            if has_gender:
+                parts.append(GENDERS[int(gender)][0].upper())
+            return " ".join(parts)
+
+        true = label(strict[i] if has_age else 0, preds.labels["gender"][i] if has_gender else 0)
+        pred = label(preds.pred["age"][i] if has_age else 0, preds.pred["gender"][i] if has_gender else 0)
+        ax.set_title(f"true {true}\npred {pred}", fontsize=7.5, color="black" if good else "red")
+    fig.suptitle("held-out faces: correct (black) and wrong (red)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)

@@ -14,7 +14,7 @@ from torch import nn
 from agegender.checkpoint import find_checkpoint, load_optimizer_state, read_meta, save_checkpoint
 from agegender.config import ModelConfig, TrainConfig
 from agegender.data.faceset import FaceSet
-from agegender.engine import bf16_supported, evaluate, to_tensors, train_eval_shift, train_one_epoch
+from agegender.engine import bf16_supported, evaluate, fc_alive, to_tensors, train_eval_shift, train_one_epoch
 from agegender.metrics import headline_keys
 from agegender.models import count_parameters, create_model
 
@@ -87,6 +87,7 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: FaceSet, out_
         row = {"epoch": epoch + 1, **stats}
         if any(not task_is_logits(model_cfg, t) for t in model_cfg.tasks):
             row.update(train_eval_shift(model, images, seed=train_cfg.seed))
+        row.update(fc_alive(model, images, seed=train_cfg.seed))
         last = epoch + 1 == train_cfg.epochs
         if eval_set is not None and rank == 0 and (last or (eval_every and (epoch + 1) % eval_every == 0)):
             t_eval = time.perf_counter()
@@ -117,6 +118,7 @@ def _epoch_line(row: dict) -> str:
     parts = [f"epoch {row['epoch']}", f"loss {row['loss']:.4f}", f"{row['train_images_per_s']:.0f} img/s",
              f"lr {row['lr_end']:.3g}"]
     parts += [f"{k} {row[k]:+.3f}" for k in row if k.startswith("shift_")]
+    parts += [f"{k} {row[k]:.2f}" for k in row if k.startswith("alive_")]
     parts += [f"{k[5:]} {row[k]:.2f}" for k in (f"eval_{h}" for h in headline_keys(
         {k[5:]: v for k, v in row.items() if k.startswith("eval_")})) if k in row]
     return " | ".join(parts)

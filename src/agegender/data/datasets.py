@@ -24,6 +24,8 @@ def read_dataset(name: str, root: str, *, image_root: str | None = None, skip_mi
     """(records ready for folds, info for result files). UTKFace duplicates are grouped/dropped here."""
     report = ReadReport(name)
     info: dict = {"dataset": name, "root": str(Path(root).resolve())}
+    if image_root:
+        info["image_root"] = str(Path(image_root).resolve())
     if name == "utkface":
         records = read_utkface(_utk_folder(Path(root)), report)
         records, dup = dedupe_identical(records)

@@ -46,11 +46,15 @@ class PaperNet(nn.Module):
         self.features = nn.Sequential(*blocks)
         pools = min(cfg.conv_layers, 4)
         side = cfg.input_size // 2**pools
-        self.fc = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(cin * side * side, cfg.fc_width), nn.ReLU(inplace=True), nn.Dropout(cfg.dropout),
-            nn.Linear(cfg.fc_width, cfg.fc_width), nn.ReLU(inplace=True), nn.Dropout(cfg.dropout),
-        )
+        fc: list[nn.Module] = [nn.Flatten()]
+        for fan_in in (cin * side * side, cfg.fc_width):
+            fc.append(nn.Linear(fan_in, cfg.fc_width, bias=not cfg.fc_norm))
+            if cfg.fc_norm:
+                # The FC input is post-ReLU (all >= 0, 8192-d): an SGD step moves a unit's output for
+                # every image the same way, and units died for good; BatchNorm re-centres them.
+                fc.append(nn.BatchNorm1d(cfg.fc_width))
+            fc += [nn.ReLU(inplace=True), nn.Dropout(cfg.dropout)]
+        self.fc = nn.Sequential(*fc)
         self.head = MultiTaskHead(cfg.fc_width, cfg.tasks, cfg.head)
         _init_weights(self.features)
         _init_weights(self.fc)
@@ -72,4 +76,5 @@ def _init_weights(model: nn.Module) -> None:
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         elif isinstance(m, nn.Linear):
             nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)

@@ -1,0 +1,127 @@
+"""Per-face predictions of a cv run's held-out faces, and accuracy broken down by group.
+
+A fold's predictions are recomputed from its checkpoint on exactly the faces it was scored on (the
+same reader, fold assignment and validation split as ``run_cv``) and cached as
+``fold_K/predictions.npz``; the breakdowns and Fig. 3 are drawn from them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from agegender.labels import AGE_GROUPS, GENDERS, MISSING, RACES, age_group_strict
+
+PREDICTIONS = "predictions.npz"
+
+
+@dataclass
+class FoldPredictions:
+    paths: list[str]
+    labels: dict[str, np.ndarray]  # task -> (N,) true labels, MISSING where unknown
+    pred: dict[str, np.ndarray]  # task -> (N,) predicted index
+    probs: dict[str, np.ndarray]  # task -> (N, C) for softmax heads only
+
+    def strict_age(self) -> np.ndarray:
+        """The headline age label: the group an exact age lies in, MISSING for gap ages."""
+        years = self.labels.get("age_years")
+        if years is None:
+            return self.labels["age"]
+        return np.array([age_group_strict(a) if a != MISSING else MISSING for a in years], dtype=np.float32)
+
+
+def _held_out_records(results: dict, fold_result: dict):
+    """The records a fold was scored on, rebuilt the way run_cv chose them."""
+    from agegender.data.datasets import read_dataset
+    from agegender.data.folds import assign_folds, split_train_val
+
+    info = results["dataset"]
+    if info.get("protocol") == "levi":
+        raise ValueError("per-face predictions of a Levi-list run are not rebuilt; rerun with the fold protocol")
+    records, _ = read_dataset(info["dataset"], info["root"], image_root=info.get("image_root"), verbose=False)
+    folds = np.array(assign_folds(records, results["k"], seed=results["fold_seed"]))
+    fold = fold_result["fold"]
+    if fold_result["split"] == "val":
+        train_idx = np.flatnonzero(folds != fold)
+        _, va = split_train_val([records[i] for i in train_idx], results["tune_val"], seed=results["fold_seed"])
+        index = train_idx[va]
+    else:
+        index = np.flatnonzero(folds == fold)
+    if len(index) != fold_result["n_eval"]:
+        raise ValueError(f"fold {fold}: rebuilt {len(index)} held-out faces but the run scored "
+                         f"{fold_result['n_eval']}: the data under {info['root']} changed")
+    return [records[i] for i in index]
+
+
+def fold_predictions(run_dir: str | os.PathLike, results: dict, fold_result: dict,
+                     threads: int | None = None) -> FoldPredictions:
+    """Load ``fold_K/predictions.npz`` or compute it from ``fold_K/checkpoint`` (needs torch)."""
+    fold_dir = Path(run_dir) / f"fold_{fold_result['fold']}"
+    cache = fold_dir / PREDICTIONS
+    if not cache.is_file():
+        import torch
+
+        from agegender.checkpoint import load_checkpoint
+        from agegender.data.faceset import build_faceset
+        from agegender.decode import decode_task
+        from agegender.engine import predict_outputs
+
+        if threads:
+            torch.set_num_threads(threads)
+        records = _held_out_records(results, fold_result)
+        model, meta = load_checkpoint(fold_dir / "checkpoint")
+        faces = build_faceset(records, meta["input"]["size"], tag=results["dataset"]["dataset"], progress=False)
+        outputs = predict_outputs(model, faces.images)
+        arrays: dict[str, np.ndarray] = {"paths": np.array([r.path for r in records])}
+        for task, labels in faces.labels.items():
+            arrays[f"label_{task}"] = labels
+        for task, out in outputs.items():
+            index, probs = decode_task(task, out)
+            arrays[f"pred_{task}"] = index
+            if probs is not None:
+                arrays[f"probs_{task}"] = probs.astype(np.float32)
+        tmp = fold_dir / "predictions.tmp.npz"
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, cache)
+    with np.load(cache) as z:
+        def pick(prefix: str) -> dict[str, np.ndarray]:
+            return {k[len(prefix):]: z[k] for k in z.files if k.startswith(prefix)}
+        return FoldPredictions([str(p) for p in z["paths"]], pick("label_"), pick("pred_"), pick("probs_"))
+
+
+def breakdown(preds: list[FoldPredictions]) -> dict[str, list[dict]]:
+    """Accuracy by true age group (strict: exact and 1-off), by gender, and by UTKFace race.
+
+    Each row: {"group", "n", "gender_acc", "age_exact", "age_1off"} (percent; None where a task is absent).
+    """
+    labels = {t: np.concatenate([p.labels[t] for p in preds]) for t in preds[0].labels}
+    pred = {t: np.concatenate([p.pred[t] for p in preds]) for t in preds[0].pred}
+    strict = np.concatenate([p.strict_age() for p in preds])
+
+    def row(name: str, mask: np.ndarray) -> dict:
+        out: dict = {"group": name, "n": int(mask.sum()), "gender_acc": None, "age_exact": None, "age_1off": None}
+        if "gender" in pred:
+            m = mask & (labels["gender"] != MISSING)
+            out["gender_acc"] = _pct(pred["gender"][m] == labels["gender"][m])
+        if "age" in pred:
+            m = mask & (strict != MISSING)
+            out["age_exact"] = _pct(pred["age"][m] == strict[m])
+            out["age_1off"] = _pct(np.abs(pred["age"][m] - strict[m]) <= 1)
+            out["age_n"] = int(m.sum())
+        return out
+
+    everyone = np.ones(len(strict), dtype=bool)
+    tables = {"all": [row("all", everyone)],
+              "age group (strict)": [row(g, strict == i) for i, g in enumerate(AGE_GROUPS)]}
+    if "gender" in labels:
+        tables["gender"] = [row(g, labels["gender"] == i) for i, g in enumerate(GENDERS)]
+    if "race" in labels and (labels["race"] != MISSING).any():
+        tables["race (UTKFace)"] = [row(r, labels["race"] == i) for i, r in enumerate(RACES)]
+    return tables
+
+
+def _pct(hits: np.ndarray) -> float | None:
+    return float(100.0 * hits.mean()) if hits.size else None
