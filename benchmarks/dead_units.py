@@ -39,34 +39,41 @@ def train(args) -> dict:
     tr = rng.permutation(train_idx[tr])[: args.train]
     va = rng.permutation(train_idx[va])[: args.val]
     faces = build_faceset(records, 64, tag="utkface", progress=False)
-    model_cfg = ModelConfig(head="cls", fc_norm=args.fc_norm == "on")
-    train_cfg = recipe("cpu", epochs=args.epochs, lr_step_epochs=(), threads=args.threads)
+    model_cfg = ModelConfig(head=args.head, fc_norm=args.fc_norm == "on")
+    train_cfg = recipe("cpu", epochs=args.epochs, lr_step_epochs=(), threads=args.threads, lr=args.lr,
+                       grad_clip=args.grad_clip)
     with tempfile.TemporaryDirectory() as tmp:
         res = fit(model_cfg, train_cfg, faces.subset(tr), tmp, faces.subset(va), eval_every=1, progress=False,
                   log=lambda m: print(m, file=sys.stderr, flush=True))
-    return {"fc_norm": args.fc_norm, "train": len(tr), "val": len(va), "epochs": args.epochs,
+    return {"fc_norm": args.fc_norm, "head": args.head, "lr": args.lr, "grad_clip": args.grad_clip,
+            "train": len(tr), "val": len(va), "epochs": args.epochs,
             "curve": [{k: h[k] for k in ("epoch", "loss", "alive_fc1", "alive_fc2", "eval_gender_acc",
                                          "eval_age_strict_exact") if k in h} for h in res["history"]]}
 
 
 def combine(paths: list[str]) -> str:
     runs = [json.loads(Path(p).read_text()) for p in paths]
-    lines = ["| FC BatchNorm | epoch | train loss | live units FC1 | live units FC2 | val gender % "
-             "| val age exact % (strict) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| FC BatchNorm | head | lr | grad clip | epoch | train loss | live units FC1 | live units FC2 "
+             "| val gender % | val age exact % (strict) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for run in runs:
+        setting = f"{run['fc_norm']} | {run.get('head', 'cls')} | {run.get('lr', 0.01):g} | {run.get('grad_clip', 0):g}"
         for row in run["curve"]:
-            lines.append(f"| {run['fc_norm']} | {row['epoch']} | {row['loss']:.3f} | {100 * row['alive_fc1']:.1f} % "
+            lines.append(f"| {setting} | {row['epoch']} | {row['loss']:.3f} | {100 * row['alive_fc1']:.1f} % "
                          f"| {100 * row['alive_fc2']:.1f} % | {row['eval_gender_acc']:.1f} "
                          f"| {row['eval_age_strict_exact']:.1f} |")
     r = runs[0]
-    return (f"{r['train']} training and {r['val']} validation faces from fold 0's training part, cls head, "
-            f"`cpu` recipe without the lr step, {r['epochs']} epochs, 1 thread each.\n\n" + "\n".join(lines))
+    return (f"{r['train']} training and {r['val']} validation faces from fold 0's training part, the `cpu` "
+            f"recipe (1-epoch warm-up) without its lr step, {r['epochs']} epochs, 1 thread each. A unit is live if "
+            "it fires for at least one of 256 training faces.\n\n" + "\n".join(lines))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", default="../shared/data/utkface")
     ap.add_argument("--fc-norm", choices=("on", "off"), default="off")
+    ap.add_argument("--head", choices=("cls", "reg"), default="cls")
+    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--grad-clip", type=float, default=0.0)
     ap.add_argument("--train", type=int, default=6000)
     ap.add_argument("--val", type=int, default=1500)
     ap.add_argument("--epochs", type=int, default=4)

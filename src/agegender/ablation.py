@@ -28,8 +28,8 @@ class AblationRow:
     conv_layers: int
     head: str
 
-    def model_config(self) -> ModelConfig:
-        return ModelConfig(tasks=self.tasks, conv_layers=self.conv_layers, head=self.head)
+    def model_config(self, fc_norm: bool = True) -> ModelConfig:
+        return ModelConfig(tasks=self.tasks, conv_layers=self.conv_layers, head=self.head, fc_norm=fc_norm)
 
 
 ROWS: tuple[AblationRow, ...] = (
@@ -51,14 +51,14 @@ def select_rows(names: list[str] | None) -> tuple[AblationRow, ...]:
 
 
 def run_ablation(records: list[Record], data_info: dict, train_cfg: TrainConfig, out_dir: str | os.PathLike,
-                 *, rows: tuple[AblationRow, ...] = ROWS, k: int = 5, folds: list[int] | None = None,
-                 fold_seed: int = 0, command: str = "", progress: bool = True,
+                 *, rows: tuple[AblationRow, ...] = ROWS, fc_norm: bool = True, k: int = 5,
+                 folds: list[int] | None = None, fold_seed: int = 0, command: str = "", progress: bool = True,
                  log: Callable[[str], None] = print) -> None:
     out = Path(out_dir)
     for fold in folds if folds is not None else range(k):
         for row in rows:
             log(f"ablation: fold {fold}, row {row.name}")
-            run_cv(records, data_info, row.model_config(), train_cfg, out / row.name, k=k, fold_seed=fold_seed,
+            run_cv(records, data_info, row.model_config(fc_norm), train_cfg, out / row.name, k=k, fold_seed=fold_seed,
                    only_folds=[fold], command=command, progress=progress, log=log)
 
 

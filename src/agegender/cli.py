@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -15,6 +16,16 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="reg: the paper's joint L2 regression; cls: softmax heads (default: reg)")
     g.add_argument("--tasks", default="age,gender", help="comma-separated tasks, e.g. age,gender,race")
     g.add_argument("--conv-layers", type=int, default=4, help="paper trunk depth 3..6 (default 4)")
+    _add_fc_norm_arg(g)
+
+
+def _add_fc_norm_arg(g) -> None:
+    g.add_argument("--fc-norm", action=argparse.BooleanOptionalAction, default=None,
+                   help="BatchNorm in the FC layers (default: on, except with --recipe paper; see docs/RESULTS.md)")
+
+
+def _fc_norm(args) -> bool:
+    return args.fc_norm if args.fc_norm is not None else args.recipe != "paper"
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -59,18 +70,19 @@ def _configs(args):
     from agegender.config import ModelConfig
 
     model_cfg = ModelConfig(arch=args.arch, head=args.head, tasks=tuple(t for t in args.tasks.split(",") if t),
-                            conv_layers=args.conv_layers)
+                            conv_layers=args.conv_layers, fc_norm=_fc_norm(args))
     return model_cfg, _train_config(args)
 
 
 def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 talks
+        print(msg, file=sys.stderr, flush=True)
 
 
 def cmd_train(args) -> int:
     from agegender.data.datasets import parse_extra, read_dataset
     from agegender.data.faceset import FaceSet, build_faceset
-    from agegender.train import fit, init_distributed
+    from agegender.train import dist_info, fit, init_distributed
 
     init_distributed()
     model_cfg, train_cfg = _configs(args)
@@ -81,14 +93,15 @@ def cmd_train(args) -> int:
         sets.append(build_faceset(records, model_cfg.input_size, tag=name, progress=not args.no_progress))
     train_set = FaceSet.concat(sets) if len(sets) > 1 else sets[0]
     fit(model_cfg, train_cfg, train_set, args.out, resume=args.resume, progress=not args.no_progress, log=_log)
-    _log(f"checkpoint written to {Path(args.out) / 'checkpoint'}")
+    if dist_info()[0] == 0:
+        _log(f"checkpoint written to {Path(args.out) / 'checkpoint'}")
     return 0
 
 
 def cmd_cv(args) -> int:
     from agegender.cv import format_summary, run_cv
     from agegender.data.datasets import read_dataset
-    from agegender.train import init_distributed
+    from agegender.train import dist_info, init_distributed
 
     init_distributed()
     model_cfg, train_cfg = _configs(args)
@@ -103,6 +116,8 @@ def cmd_cv(args) -> int:
                      only_folds=only, tune_val=args.tune_val, eval_every=args.eval_every,
                      command=args.command_line, progress=not args.no_progress,
                      splits=splits, log=_log)
+    if dist_info()[0] != 0:
+        return 0
     print(format_summary(results["summary"]))
     print(f"results: {Path(args.out) / 'results.json'}")
     return 0
@@ -119,8 +134,9 @@ def cmd_ablation(args) -> int:
         records, info = read_dataset(args.dataset, args.data_root, image_root=args.image_root,
                                      skip_missing=args.skip_missing)
         folds = [int(f) for f in args.only_folds.split(",")] if args.only_folds else None
-        run_ablation(records, info, train_cfg, args.out, rows=rows, k=args.folds, folds=folds,
-                     fold_seed=args.fold_seed, command=args.command_line, progress=not args.no_progress, log=_log)
+        run_ablation(records, info, train_cfg, args.out, rows=rows, fc_norm=_fc_norm(args), k=args.folds,
+                     folds=folds, fold_seed=args.fold_seed, command=args.command_line,
+                     progress=not args.no_progress, log=_log)
     table = ablation_table(args.out, rows, k=args.folds)
     print(table)
     if args.docs:
@@ -402,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_train_args(p)
     p.set_defaults(recipe="ablation")
+    _add_fc_norm_arg(p)
     p.add_argument("--rows", help="comma-separated row names (default: all 10)")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--fold-seed", type=int, default=0)

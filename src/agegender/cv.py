@@ -17,7 +17,7 @@ from agegender.data.faceset import build_faceset
 from agegender.data.folds import assign_folds, split_train_val
 from agegender.data.readers import Record
 from agegender.metrics import headline_keys, mean_std
-from agegender.train import fit
+from agegender.train import dist_info, fit
 
 RESULTS = "results.json"
 
@@ -59,6 +59,7 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    rank, _ = dist_info()
     if splits is None:
         folds = np.array(assign_folds(records, k, seed=fold_seed))
         splits = [(np.flatnonzero(folds != f), np.flatnonzero(folds == f)) for f in range(k)]
@@ -97,7 +98,8 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
             "curve": curve_rows(history),
             **run_info(),
         }
-        write_json(done, result)
+        if rank == 0:  # under torchrun only rank 0 evaluates and writes
+            write_json(done, result)
         fold_results.append(result)
     summary = summarize(fold_results)
     results = {
@@ -107,7 +109,8 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
         "summary": summary, "folds": fold_results, "wall_seconds_this_session": time.perf_counter() - t0,
         **run_info(),
     }
-    write_json(out / RESULTS, results)
+    if rank == 0:
+        write_json(out / RESULTS, results)
     return results
 
 
