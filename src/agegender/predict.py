@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -113,13 +114,15 @@ class Predictor:
         workers = workers or min(4, os.cpu_count() or 1)
         window = max(self.batch_size, 4 * workers)
         with ThreadPoolExecutor(workers) as pool:
-            pending: list = []
+            # Up to two windows in flight: the pool decodes and detects the next window while the
+            # model classifies this one; memory is bounded by the two windows, not the file count.
+            pending: deque = deque()
             for path in paths:
                 pending.append((str(path), pool.submit(self._prepare, str(path))))
-                if len(pending) >= window:
-                    yield from self._drain(pending)
-                    pending = []
-            yield from self._drain(pending)
+                if len(pending) >= 2 * window:
+                    yield from self._drain([pending.popleft() for _ in range(window)])
+            while pending:
+                yield from self._drain([pending.popleft() for _ in range(min(window, len(pending)))])
 
     def _prepare(self, path: str):
         try:
@@ -199,13 +202,22 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def iter_image_files(inputs: Iterable[str | os.PathLike]) -> Iterator[str]:
-    """Files as given, and image files inside folders (recursively, sorted). Missing paths are yielded
-    too, so that they come back as error records."""
+    """Files as given, and image files inside folders (recursively, in sorted order, one directory
+    listing in memory at a time). Missing paths are yielded too, so that they come back as error records."""
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
-                    yield str(f)
+            yield from _walk_images(str(p))
         else:
             yield str(p)
+
+
+def _walk_images(folder: str) -> Iterator[str]:
+    with os.scandir(folder) as it:
+        entries = sorted((e.name, e.is_dir()) for e in it)
+    for name, is_dir in entries:
+        path = os.path.join(folder, name)
+        if is_dir:
+            yield from _walk_images(path)
+        elif os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+            yield path
