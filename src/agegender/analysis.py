@@ -33,7 +33,7 @@ class FoldPredictions:
         return np.array([age_group_strict(a) if a != MISSING else MISSING for a in years], dtype=np.float32)
 
 
-def _held_out_records(results: dict, fold_result: dict):
+def held_out_records(results: dict, fold_result: dict):
     """The records a fold was scored on, rebuilt the way run_cv chose them."""
     from agegender.data.datasets import read_dataset
     from agegender.data.folds import assign_folds, split_train_val
@@ -71,7 +71,7 @@ def fold_predictions(run_dir: str | os.PathLike, results: dict, fold_result: dic
 
         if threads:
             torch.set_num_threads(threads)
-        records = _held_out_records(results, fold_result)
+        records = held_out_records(results, fold_result)
         model, meta = load_checkpoint(fold_dir / "checkpoint")
         faces = build_faceset(records, meta["input"]["size"], tag=results["dataset"]["dataset"], progress=False)
         outputs = predict_outputs(model, faces.images)

