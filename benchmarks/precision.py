@@ -1,0 +1,104 @@
+"""fp32 vs fp16-weights vs int8 (static, calibrated) exports of the same fold model: UTK-8 accuracy on the
+fold's held-out faces and speed, in one run.
+
+int8 is calibrated on 512 faces of the fold's *training* part (never its test faces). Speed: ONNX Runtime,
+latency per face at batch 1 on 1 thread (median), throughput at batch 128 on all cores.
+
+    python benchmarks/precision.py --run ~/agegender-runs/cv-cls --fold 0 --docs docs/BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from agegender.analysis import held_out_records
+from agegender.bench import time_calls
+from agegender.decode import decode_task
+from agegender.labels import MISSING, age_group_strict
+from agegender.provenance import write_section
+from agegender.runtime import OnnxModel
+
+
+def calibration_faces(results: dict, fold: int, n: int, size: int) -> np.ndarray:
+    from agegender.data.datasets import read_dataset
+    from agegender.data.faceset import build_faceset
+    from agegender.data.folds import assign_folds
+
+    info = results["dataset"]
+    records, _ = read_dataset(info["dataset"], info["root"], image_root=info.get("image_root"), verbose=False)
+    folds = np.array(assign_folds(records, results["k"], seed=results["fold_seed"]))
+    train = np.random.default_rng(0).permutation(np.flatnonzero(folds != fold))[:n]
+    return np.asarray(build_faceset([records[i] for i in train], size, tag=info["dataset"], progress=False).images)
+
+
+def accuracy(model: OnnxModel, faces: np.ndarray, records: list) -> dict:
+    outs = [model.run(faces[i:i + 256]) for i in range(0, len(faces), 256)]
+    age = decode_task("age", np.concatenate([o["age"] for o in outs]))[0]
+    gender = decode_task("gender", np.concatenate([o["gender"] for o in outs]))[0]
+    strict = np.array([age_group_strict(r.label("age_years")) for r in records])
+    ok = strict != MISSING
+    true_gender = np.array([r.label("gender") for r in records])
+    return {"gender": 100 * float((gender == true_gender).mean()), "age": 100 * float((age[ok] == strict[ok]).mean()),
+            "agreement_age": age, "agreement_gender": gender}
+
+
+def main() -> None:
+    from agegender.checkpoint import load_checkpoint
+    from agegender.data.faceset import build_faceset
+    from agegender.export import export_model
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True, help="an `agegender cv` run folder")
+    ap.add_argument("--fold", type=int, default=0)
+    ap.add_argument("--calibration-size", type=int, default=512)
+    ap.add_argument("--min-seconds", type=float, default=3.0)
+    ap.add_argument("--docs")
+    args = ap.parse_args()
+    run = Path(args.run)
+    results = json.loads((run / "results.json").read_text())
+    fold_result = next(f for f in results["folds"] if f["fold"] == args.fold)
+    records = held_out_records(results, fold_result)
+    model, meta = load_checkpoint(run / f"fold_{args.fold}" / "checkpoint")
+    size = meta["input"]["size"]
+    faces = np.asarray(build_faceset(records, size, tag=results["dataset"]["dataset"], progress=False).images)
+    calib = calibration_faces(results, args.fold, args.calibration_size, size)
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for precision in ("fp32", "fp16", "int8"):
+            print(f"{precision}: export and score", file=sys.stderr)
+            path = Path(tmp) / f"{precision}.onnx"
+            export_model(model, meta, path, precision, calibration=calib if precision == "int8" else None)
+            acc = accuracy(OnnxModel(path), faces, records)
+            one, many = OnnxModel(path, threads=1), OnnxModel(path, threads=os.cpu_count())
+            lat = time_calls(lambda m=one: m.run(faces[:1]), warmup=5, min_runs=50, min_seconds=args.min_seconds)
+            thr = time_calls(lambda m=many: m.run(faces[:128]), warmup=2, min_runs=5, min_seconds=args.min_seconds)
+            rows[precision] = {**acc, "bytes": path.stat().st_size, "latency_ms": 1000 * statistics.median(lat),
+                               "throughput": 128 / statistics.median(thr)}
+    base = rows["fp32"]
+    lines = ["| export | file MB | gender % | age exact % (strict) | same age group as fp32 % "
+             "| latency ms (b1, 1 thread) | speed-up | faces/s (b128, all cores) | speed-up |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in rows.items():
+        same = 100 * float((r["agreement_age"] == base["agreement_age"]).mean())
+        lines.append(f"| {name} | {r['bytes'] / 1e6:.1f} | {r['gender']:.2f} | {r['age']:.2f} | {same:.1f} "
+                     f"| {r['latency_ms']:.2f} | {base['latency_ms'] / r['latency_ms']:.2f}x | {r['throughput']:.0f} "
+                     f"| {r['throughput'] / base['throughput']:.2f}x |")
+    drop = (base["gender"] - rows["int8"]["gender"], base["age"] - rows["int8"]["age"])
+    body = (f"Fold {args.fold} of `{run.name}`: {len(records):,} held-out faces; int8 calibrated on "
+            f"{args.calibration_size} training faces of the fold. int8 accuracy drop vs fp32: gender "
+            f"{drop[0]:+.2f} points, age {drop[1]:+.2f} points (positive = int8 worse).\n\n" + "\n".join(lines))
+    print(body)
+    if args.docs:
+        write_section(args.docs, "Export precision: fp32, fp16, int8", body,
+                      "python benchmarks/precision.py " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
