@@ -84,7 +84,8 @@ def main() -> None:
                                "throughput": 128 / statistics.median(thr)}
     base = rows["fp32"]
     lines = ["| export | file MB | gender % | age exact % (strict) | same age group as fp32 % "
-             "| latency ms (b1, 1 thread) | speed-up | faces/s (b128, all cores) | speed-up |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| latency ms (b1, 1 thread) | speed-up | faces/s (b128, all cores) | speed-up |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
         same = 100 * float((r["agreement_age"] == base["agreement_age"]).mean())
         lines.append(f"| {name} | {r['bytes'] / 1e6:.1f} | {r['gender']:.2f} | {r['age']:.2f} | {same:.1f} "
