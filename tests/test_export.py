@@ -77,3 +77,17 @@ def test_bad_model_files_are_clear_errors(tmp_path):
     junk.write_bytes(b"not onnx")
     with pytest.raises(ModelError, match="junk.onnx: not a usable ONNX model"):
         OnnxModel(junk)
+
+
+def test_folding_fc_batchnorm_keeps_the_outputs(checkpoint):
+    from agegender.checkpoint import load_checkpoint
+    from agegender.export import fold_linear_batchnorm
+
+    model, _ = load_checkpoint(checkpoint)
+    folded = fold_linear_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())  # the original is untouched
+    x = torch.rand(4, 3, 64, 64) * 255
+    with torch.no_grad():
+        a, b = model.eval()(x), folded(x)
+    assert all(torch.allclose(a[t], b[t], atol=1e-4) for t in a)

@@ -44,6 +44,8 @@ def export_model(model: torch.nn.Module, meta: dict, out: str | os.PathLike, pre
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.float().eval().to(memory_format=torch.contiguous_format)
+    if precision == "int8":
+        model = fold_linear_batchnorm(model)  # the quantiser leaves a MatMul followed by BatchNorm in fp32
     size = meta["input"]["size"]
     tasks = list(meta["model"]["tasks"])
     fp32_path = out if precision == "fp32" else out.with_name(out.stem + ".fp32.tmp.onnx")
@@ -73,6 +75,22 @@ def export_model(model: torch.nn.Module, meta: dict, out: str | os.PathLike, pre
     if calibration is not None and len(calibration):
         report["max_abs_diff_faces"] = parity(model, out, np.asarray(calibration[:256]))
     return report
+
+
+def fold_linear_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` (eval mode) with each Linear -> BatchNorm1d pair inside a Sequential fused into
+    one Linear with a bias; the outputs are the same up to float rounding."""
+    import copy
+
+    from torch.nn.utils.fusion import fuse_linear_bn_eval
+
+    model = copy.deepcopy(model).eval()
+    for seq in [m for m in model.modules() if isinstance(m, torch.nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            if isinstance(seq[i], torch.nn.Linear) and isinstance(seq[i + 1], torch.nn.BatchNorm1d):
+                seq[i] = fuse_linear_bn_eval(seq[i], seq[i + 1])
+                seq[i + 1] = torch.nn.Identity()
+    return model
 
 
 def parity(model: torch.nn.Module, onnx_path: str | os.PathLike, faces: np.ndarray) -> dict[str, float]:
