@@ -27,8 +27,9 @@ from agegender.models import create_model
 from agegender.provenance import machine_line, write_section
 
 
-def step_fn(channels_last: bool, bf16: bool, images, labels, batch: int, head: str):
-    model = create_model(ModelConfig(head=head)).train()
+def step_fn(channels_last: bool, bf16: bool, images, labels, batch: int, head: str, arch: str = "paper",
+            fc_norm: bool = False):
+    model = create_model(ModelConfig(arch=arch, head=head, fc_norm=fc_norm)).train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
@@ -76,6 +77,10 @@ def main() -> int:
     variants = {
         "fp32 eager (NCHW)": step_fn(False, False, images, labels, args.batch, args.head),
         "fp32 channels-last": step_fn(True, False, images_cl, labels, args.batch, args.head),
+        "fp32 channels-last, FC BatchNorm": step_fn(True, False, images_cl, labels, args.batch, args.head,
+                                                    fc_norm=True),
+        "lite net, fp32 channels-last": step_fn(True, False, images_cl, labels, args.batch, args.head, "lite"),
+        "lite net, fp32 NCHW": step_fn(False, False, images, labels, args.batch, args.head, "lite"),
         "data path only (no model)": data_only(images_cl, args.batch),
     }
     if args.bf16:
@@ -94,7 +99,8 @@ def main() -> int:
         m = statistics.median(ts)
         rows.append(f"| {name} | {m:.3f} | {args.batch / m:.0f} | {base / m:.2f}x |")
     body = "\n".join([
-        f"Paper net, {args.head} head, batch {args.batch}, SGD step with augmentation, torch {torch.__version__}, "
+        f"Paper net (and the lite net where named), {args.head} head, batch {args.batch}, SGD step with "
+        f"augmentation, torch {torch.__version__}, "
         f"{args.threads} thread(s), {args.rounds} interleaved rounds after warm-up. Native bf16 on this CPU: "
         f"{'yes' if bf16_supported() else 'no (oneDNN emulates it)'}.", "", *rows])
     write_section(args.out, f"Training throughput ({args.threads} thread(s))", body,
