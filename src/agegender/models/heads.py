@@ -68,3 +68,26 @@ class MultiTaskHead(nn.Module):
             values = self.regressor(h).float() * self.value_scale + self.value_center  # (B, n_value_tasks)
             out.update({t: values[:, i] for i, t in enumerate(self.value_tasks)})
         return {t: out[t] for t in self.tasks}
+
+
+class FaceNet(nn.Module):
+    """Every architecture's shape: ``normalize`` -> ``features`` (conv trunk) -> ``fc`` -> ``head``.
+
+    Subclasses set the four modules; the forward split follows timm (``forward_features`` /
+    ``forward_head``) and the output is always one named tensor per task.
+    """
+
+    normalize: nn.Module
+    features: nn.Module
+    fc: nn.Module
+    head: MultiTaskHead
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, 3, S, S) RGB in 0..255 -> (B, C, h, w)
+        return self.features(self.normalize(x))
+
+    def forward_head(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.head(self.fc(feats))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.forward_head(self.forward_features(x))

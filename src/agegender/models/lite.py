@@ -10,11 +10,10 @@ The layout is fixed: ``ModelConfig.conv_layers``, ``fc_width`` and ``fc_norm`` (
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from agegender.config import ModelConfig
-from agegender.models.heads import MultiTaskHead, Normalize
+from agegender.models.heads import FaceNet, MultiTaskHead, Normalize
 from agegender.models.registry import register
 
 # (out channels, stride) of each depthwise-separable block after the 32-channel stride-2 stem.
@@ -34,7 +33,7 @@ def separable(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 
 @register("lite")
-class LiteNet(nn.Module):
+class LiteNet(FaceNet):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -56,12 +55,3 @@ class LiteNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         nn.init.kaiming_uniform_(self.fc[2].weight, nonlinearity="relu")
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, 3, 64, 64) RGB 0..255 -> (B, 512, 4, 4)
-        return self.features(self.normalize(x))
-
-    def forward_head(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.head(self.fc(feats))
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.forward_head(self.forward_features(x))

@@ -12,11 +12,10 @@ only "conv + ReLU".
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from agegender.config import ModelConfig
-from agegender.models.heads import MultiTaskHead, Normalize
+from agegender.models.heads import FaceNet, MultiTaskHead, Normalize
 from agegender.models.registry import register
 
 PAPER_WIDTHS = (64, 128, 256, 512)
@@ -31,7 +30,7 @@ def conv_bn_relu(cin: int, cout: int, pool: bool) -> nn.Sequential:
 
 
 @register("paper")
-class PaperNet(nn.Module):
+class PaperNet(FaceNet):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         if not 3 <= cfg.conv_layers <= 6:
@@ -59,15 +58,6 @@ class PaperNet(nn.Module):
         _init_weights(self.features)
         _init_weights(self.fc)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, 3, H, W) RGB in 0..255 -> (B, C, h, w)
-        return self.features(self.normalize(x))
-
-    def forward_head(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.head(self.fc(feats))
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.forward_head(self.forward_features(x))
 
 
 def _init_weights(model: nn.Module) -> None:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from agegender.config import ModelConfig
-from agegender.models.heads import MultiTaskHead, Normalize
+from agegender.models.heads import FaceNet, MultiTaskHead, Normalize
 from agegender.models.registry import register
 
 PAPER_INPUT_SIZE = {"alexnet": 227, "vgg16": 224, "levi": 227, "paper": 64}
@@ -28,7 +28,7 @@ def reference_config(arch: str, **kw) -> ModelConfig:
     return ModelConfig(arch=arch, input_size=PAPER_INPUT_SIZE[arch], **kw)
 
 
-class _ConvNet(nn.Module):
+class _ConvNet(FaceNet):
     """features (conv stack) -> flatten -> fc stack -> MultiTaskHead; the flatten size is measured."""
 
     def __init__(self, cfg: ModelConfig, features: nn.Sequential, fc_widths: tuple[int, ...]):
@@ -45,14 +45,6 @@ class _ConvNet(nn.Module):
         self.fc = nn.Sequential(*layers)
         self.head = MultiTaskHead(flat, cfg.tasks, cfg.head)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(self.normalize(x))
-
-    def forward_head(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.head(self.fc(feats))
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.forward_head(self.forward_features(x))
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1, pad: int = 0) -> list[nn.Module]:
