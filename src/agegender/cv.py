@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,26 +16,15 @@ from agegender.data.faceset import build_faceset
 from agegender.data.folds import assign_folds, split_train_val
 from agegender.data.readers import Record
 from agegender.metrics import headline_keys, mean_std
+from agegender.provenance import commit, machine_line
 from agegender.train import dist_info, fit
 
 RESULTS = "results.json"
 
 
-def git_commit() -> str:
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def run_info() -> dict:
-    return {"commit": git_commit(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus".strip(),
+    return {"commit": commit(short=False), "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine_line(),
             "python": platform.python_version()}
 
 
