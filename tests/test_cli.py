@@ -24,6 +24,11 @@ def test_cv_on_synthetic_utkface_writes_results(tmp_path, capsys):
     assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
     text = (tmp_path / "report" / "report.md").read_text()
     assert "| run |" in text and "| fold |" in text and "true \\ predicted" in text
+    # per-face analysis: each fold's held-out faces re-predicted from its checkpoint, cached, broken down
+    assert "By age group (strict):" in text and "By race (UTKFace):" in text and "| white |" in text
+    assert (out / "fold_1" / "predictions.npz").is_file()
+    assert (tmp_path / "report" / "run_confusion.png").stat().st_size > 0
+    assert (tmp_path / "report" / "run_examples.png").stat().st_size > 0
 
 
 def test_cv_on_synthetic_adience(tmp_path):

@@ -52,3 +52,19 @@ def test_map_covers_every_string_in_the_real_fold_files(shared_data):
         adience_gender(g)
     # The explicit table lists each range string found in the files (exact ages go through the rule).
     assert {a for a in ages if not a.isdigit()} <= set(ADIENCE_AGE_MAP)
+
+
+def test_expected_calibration_error():
+    import numpy as np
+
+    from agegender.metrics import expected_calibration_error
+
+    labels = np.array([0, 1] * 50)
+    # confident and always right: 0; 90 % confident but right half the time: a 40-point gap
+    perfect = np.eye(2)[labels]
+    assert expected_calibration_error(perfect, labels) == 0.0
+    overconfident = np.tile([0.9, 0.1], (100, 1))
+    assert abs(expected_calibration_error(overconfident, labels) - 40.0) < 1e-9
+    # calibrated by construction: 70 % confidence, 70 % right
+    labels = np.array([0] * 70 + [1] * 30)
+    assert abs(expected_calibration_error(np.tile([0.7, 0.3], (100, 1)), labels)) < 1e-9

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from agegender.labels import AGE_GROUPS, GENDERS, MISSING, RACES, age_group_strict
+from agegender.metrics import expected_calibration_error
 
 PREDICTIONS = "predictions.npz"
 
@@ -121,6 +122,18 @@ def breakdown(preds: list[FoldPredictions]) -> dict[str, list[dict]]:
     if "race" in labels and (labels["race"] != MISSING).any():
         tables["race (UTKFace)"] = [row(r, labels["race"] == i) for i, r in enumerate(RACES)]
     return tables
+
+
+def calibration(preds: list[FoldPredictions]) -> dict[str, float]:
+    """Expected calibration error (percent, 15 bins) of each softmax head, against the labels it was
+    trained on (age: the nearest group of every face), pooled over folds."""
+    out = {}
+    for task in preds[0].probs:
+        probs = np.concatenate([p.probs[task] for p in preds])
+        labels = np.concatenate([p.labels[task] for p in preds])
+        known = labels != MISSING
+        out[task] = expected_calibration_error(probs[known], labels[known].astype(np.int64))
+    return out
 
 
 def _pct(hits: np.ndarray) -> float | None:

@@ -342,7 +342,7 @@ def cmd_report(args) -> int:
 def _face_analysis(name: str, run_dir: Path, results: dict, out: Path, threads: int | None) -> list[str]:
     """Per-group accuracy and the Fig. 3 grid from the finished folds' held-out predictions."""
     from agegender import report
-    from agegender.analysis import breakdown, fold_predictions
+    from agegender.analysis import breakdown, calibration, fold_predictions
 
     finished = [f for f in results["folds"] if f.get("split") in ("test", "val")
                 and (run_dir / f"fold_{f['fold']}" / "checkpoint").exists()]
@@ -354,8 +354,11 @@ def _face_analysis(name: str, run_dir: Path, results: dict, out: Path, threads: 
         preds.append(fold_predictions(run_dir, results, f, threads=threads))
     report.plot_examples(preds[0], out / f"{name}_examples.png")
     folds = ", ".join(str(f["fold"]) for f in finished)
+    ece = calibration(preds)
+    calib = ("Calibration (expected calibration error, 15 bins; 0 = probabilities mean what they say): "
+             + ", ".join(f"{t} {v:.1f} %" for t, v in ece.items()) + ".") if ece else ""
     return [f"Accuracy by group (held-out faces of folds {folds}, pooled):", "",
-            report.breakdown_tables(breakdown(preds)),
+            report.breakdown_tables(breakdown(preds)), calib, "",
             f"Held-out faces of fold {finished[0]['fold']}, right and wrong (like the paper's Fig. 3):", "",
             f"![examples]({name}_examples.png)", ""]
 

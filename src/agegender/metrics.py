@@ -63,3 +63,23 @@ def headline_keys(report: dict) -> list[str]:
     keys = ["gender_acc", "age_strict_exact", "age_strict_1off", "age_exact", "age_1off", "age_years_mae",
             "race_acc"]
     return [k for k in keys if k in report]
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE in percent: the gap between confidence (top probability) and accuracy, averaged over equal-width
+    confidence bins weighted by their share of samples. 0 = the probabilities mean what they say."""
+    probs, labels = np.asarray(probs, dtype=np.float64), np.asarray(labels)
+    if probs.ndim != 2 or len(probs) != len(labels):
+        raise ValueError(f"expected probs (N, C) and labels (N,), got {probs.shape} and {labels.shape}")
+    if len(labels) == 0:
+        return float("nan")
+    conf = probs.max(axis=1)
+    hit = probs.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        sel = index == b
+        if sel.any():
+            gap += sel.mean() * abs(conf[sel].mean() - hit[sel].mean())
+    return float(100.0 * gap)
