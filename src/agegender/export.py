@@ -38,7 +38,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, precision
 
 
 def export_model(model: torch.nn.Module, meta: dict, out: str | os.PathLike, precision: str = "fp32",
-                 calibration: np.ndarray | None = None, opset: int = 17) -> dict:
+                 calibration: np.ndarray | None = None, opset: int = 17, int8_reduce_range: bool = True) -> dict:
     import onnx
 
     out = Path(out)
@@ -62,7 +62,7 @@ def export_model(model: torch.nn.Module, meta: dict, out: str | os.PathLike, pre
         if calibration is None or len(calibration) == 0:
             raise ValueError("int8 export needs calibration faces (--calibration DATASET:PATH)")
         onnx.save(proto, str(fp32_path))
-        _quantize_int8(fp32_path, out, calibration)
+        _quantize_int8(fp32_path, out, calibration, int8_reduce_range)
         proto = onnx.load(str(out))
         _set_meta(proto, {**meta, "precision": precision})
     onnx.save(proto, str(out))
@@ -155,7 +155,7 @@ def _weights_to_fp16(proto):
     return proto
 
 
-def _quantize_int8(fp32_path: Path, out: Path, calibration: np.ndarray) -> None:
+def _quantize_int8(fp32_path: Path, out: Path, calibration: np.ndarray, reduce_range: bool = True) -> None:
     """Static QDQ int8 quantisation (per-channel weights), calibrated on real faces."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -181,7 +181,7 @@ def _quantize_int8(fp32_path: Path, out: Path, calibration: np.ndarray) -> None:
         # pairs of products in int16 and can saturate; measured here, full-range weights changed 5 % of
         # the age predictions (-2.2 points), 7-bit weights 0.3 % (no accuracy change). docs/BENCHMARKS.md.
         quantize_static(str(pre), str(out), Reader(np.asarray(calibration)), quant_format=QuantFormat.QDQ,
-                        per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
+                        per_channel=True, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8)
     finally:
         pre.unlink(missing_ok=True)
