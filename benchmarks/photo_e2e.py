@@ -1,0 +1,106 @@
+"""End-to-end time for one 640x480 photo (decode, detect, crop, predict) with one face and with five, on
+one thread, broken down by stage, for each detector setting; all in one run.
+
+The photos are composed like docs/DETECTORS.md's (UTKFace 200x200 crops pasted on a synthetic
+background, 90-140 px faces) and saved as JPEG (quality 90), so decoding is measured too.
+
+    python benchmarks/photo_e2e.py --data ../shared/data --docs docs/BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from detectors import background, load_crops, paste_face  # noqa: E402
+
+from agegender.detect import create_detector, crop_face, face_crop_box  # noqa: E402
+from agegender.predict import load_model  # noqa: E402
+from agegender.preprocess import load_image, resize_face  # noqa: E402
+from agegender.provenance import write_section  # noqa: E402
+
+cv2.setNumThreads(1)
+SETTINGS = {  # label -> (backend, kwargs)
+    "blazeface (default: tiles + close-up pass)": ("blazeface", {}),
+    "blazeface, one pass (tile=0, close_up=0)": ("blazeface", {"tile": 0, "close_up": False}),
+    "haar": ("haar", {}),
+}
+
+
+def compose(crops: list[np.ndarray], faces: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = background(rng, 480, 640)
+    slots = [(40, 60), (250, 40), (460, 60), (120, 300), (380, 300)]  # non-overlapping at up to 140 px
+    for i in range(faces):
+        side = int(rng.integers(90, 141))
+        x, y = slots[i] if faces > 1 else (250, 150)
+        paste_face(img, crops[int(rng.integers(len(crops)))], x, y, side, 0.0)
+    return img
+
+
+def median_ms(fn, runs: int) -> float:
+    fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--model", default=None, help="default (bundled) or an .onnx file")
+    ap.add_argument("--yunet", default="../shared/peers/yunet/face_detection_yunet_2026may.onnx",
+                    help="also time a YuNet file (peer; skipped if missing)")
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--docs")
+    args = ap.parse_args()
+    crops = load_crops(Path(args.data))
+    model = load_model(args.model, threads=1)
+    settings = dict(SETTINGS)
+    if Path(args.yunet).is_file():
+        settings["YuNet (peer file, user path)"] = (args.yunet, {})
+    lines = ["| faces | detector | decode ms | detect ms | crop + resize ms | predict ms | total ms | faces found |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (1, 5):
+            path = Path(tmp) / f"photo{n}.jpg"
+            Image.fromarray(compose(crops, n, seed=n)).save(path, quality=90)
+            pixels = load_image(path)
+            decode = median_ms(lambda p=path: load_image(p), args.runs)
+            for label, (backend, kw) in settings.items():
+                det = create_detector(backend, **kw)
+                name = getattr(det, "name", backend)
+                found = det.detect(pixels)
+                detect = median_ms(lambda d=det, px=pixels: d.detect(px), args.runs)
+
+                def crops_of(found=found, name=name, px=pixels):
+                    return [resize_face(crop_face(px, face_crop_box(d, px.shape, name)), model.size) for d in found]
+                crop = median_ms(crops_of, args.runs)
+                batch = np.stack(crops_of()) if found else np.zeros((0, model.size, model.size, 3), np.uint8)
+                predict = median_ms(lambda b=batch: model.run(b), args.runs) if found else 0.0
+                total = decode + detect + crop + predict
+                lines.append(f"| {n} | {label} | {decode:.1f} | {detect:.1f} | {crop:.2f} | {predict:.2f} "
+                             f"| **{total:.1f}** | {len(found)} |")
+    body = (f"One thread (ONNX Runtime, LiteRT and OpenCV each limited to 1), median of {args.runs} runs per stage "
+            f"after a warm-up, model `{model.path.name}` ({model.meta.get('model', {}).get('arch', '?')}). "
+            "The issue's target: 10 ms for one face at 640x480.\n\n" + "\n".join(lines))
+    print(body)
+    if args.docs:
+        write_section(args.docs, "End-to-end photo time (640x480, 1 thread)", body,
+                      "python benchmarks/photo_e2e.py " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
