@@ -54,7 +54,22 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
     k = len(splits)
     faces = build_faceset(records, model_cfg.input_size, tag=data_info["dataset"], progress=progress)
     t0 = time.perf_counter()
-    fold_results = []
+    fold_results: list[dict] = []
+
+    def write_summary() -> dict:
+        """out/results.json with every fold finished so far: rewritten after each fold, so a run that is
+        still going (or was stopped) can be reported on."""
+        results = {
+            "command": command, "dataset": data_info, "k": k, "fold_seed": fold_seed,
+            "fold_sizes": [len(test) for _, test in splits],
+            "model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "tune_val": tune_val,
+            "summary": summarize(fold_results), "folds": sorted(fold_results, key=lambda r: r["fold"]),
+            "wall_seconds_this_session": time.perf_counter() - t0, **run_info(),
+        }
+        if rank == 0:
+            write_json(out / RESULTS, results)
+        return results
+
     for fold in range(k):
         fold_dir = out / f"fold_{fold}"
         done = fold_dir / RESULTS
@@ -66,6 +81,8 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
             log(f"fold {fold}: results exist, skipped")
             fold_results.append(json.loads(done.read_text()))
             continue
+        if fold_results:
+            write_summary()
         train_idx, test_idx = splits[fold]
         split = "test"
         if tune_val > 0:
@@ -89,17 +106,7 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
         if rank == 0:  # under torchrun only rank 0 evaluates and writes
             write_json(done, result)
         fold_results.append(result)
-    summary = summarize(fold_results)
-    results = {
-        "command": command, "dataset": data_info, "k": k, "fold_seed": fold_seed,
-        "fold_sizes": [len(test) for _, test in splits],
-        "model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "tune_val": tune_val,
-        "summary": summary, "folds": fold_results, "wall_seconds_this_session": time.perf_counter() - t0,
-        **run_info(),
-    }
-    if rank == 0:
-        write_json(out / RESULTS, results)
-    return results
+    return write_summary()
 
 
 def curve_rows(history: list[dict]) -> list[dict]:
