@@ -21,7 +21,9 @@ def test_cv_on_synthetic_utkface_writes_results(tmp_path, capsys):
     # A rerun skips finished folds.
     assert main(args) == 0
     assert "results exist, skipped" in capsys.readouterr().err
-    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    assert main(["report", str(out), "--out", str(tmp_path / "report"), "--docs", str(tmp_path / "R.md")]) == 0
+    table1 = (tmp_path / "R.md").read_text()
+    assert "## Table 1: 5-fold UTK-8 cross-validation" in table1 and "| run |" in table1 and "86.0 ± 1.2" in table1
     text = (tmp_path / "report" / "report.md").read_text()
     assert "| run |" in text and "| fold |" in text and "true \\ predicted" in text
     # per-face analysis: each fold's held-out faces re-predicted from its checkpoint, cached, broken down

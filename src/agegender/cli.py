@@ -336,6 +336,12 @@ def cmd_report(args) -> int:
         lines += ["![learning curves](curves.png)", ""]
     (out / "report.md").write_text("\n".join(lines))
     print(f"wrote {out / 'report.md'}")
+    if args.docs:
+        from agegender.provenance import write_section
+
+        table = report.summary_table({n: r for n, (_, r) in runs.items()})
+        write_section(args.docs, args.section, table + "\n\n" + report.PAPER_TABLE1, args.command_line)
+        _log(f"wrote section '{args.section}' of {args.docs}")
     return 0
 
 
@@ -438,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-faces", action="store_true",
                    help="skip the per-face analysis (per-group accuracy, Fig. 3), which reruns each fold's model")
     p.add_argument("--threads", type=int, help="torch threads for those predictions")
+    p.add_argument("--docs", help="also write the summary table (beside the paper's) as a section of this file")
+    p.add_argument("--section", default="Table 1: 5-fold UTK-8 cross-validation")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("bench", help="benchmarks: `bench speed` times the paper's Table 2 networks")

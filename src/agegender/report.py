@@ -13,6 +13,15 @@ METRICS = (("gender_acc", "gender"), ("age_strict_exact", "age exact (strict)"),
            ("age_1off", "age 1-off (nearest)"))
 
 
+# The paper's Table 1 on Adience (5-fold, subject-exclusive) and the baseline it compares with.
+PAPER_TABLE1 = """For comparison, on **Adience** (another dataset: not comparable beyond a rough sense of scale):
+
+| method (Adience) | gender % | age exact % |
+|---|---|---|
+| the paper (joint multi-task CNN) | 86.0 ± 1.2 | 46.0 ± 1.1 |
+| Levi & Hassner 2015 | 85.9 ± 1.4 | 49.5 ± 4.4 |"""
+
+
 def load_run(run_dir: str | os.PathLike) -> dict:
     """A cv run folder's results.json, or one assembled from its finished folds."""
     run = Path(run_dir)
