@@ -90,14 +90,13 @@ def _check_image(image: np.ndarray) -> None:
 
 
 def _resize(image: np.ndarray, f: float) -> np.ndarray:
-    """Scale by ``f`` with the project's resampling filter (PIL bilinear, antialiased when shrinking): no
-    OpenCV needed, so the default backend depends on the TFLite runtime alone."""
-    from PIL import Image
-
-    from agegender.preprocess import RESAMPLE
+    """Scale the detector's input by ``f``: OpenCV's area filter when shrinking (antialiased like PIL's,
+    about 10x faster: it was a third of BlazeFace's time at 640x480), bilinear when enlarging. Only what
+    the detector sees; the face crop the model sees is resized by preprocess.resize_face as in training."""
+    import cv2
 
     size = (max(1, round(image.shape[1] * f)), max(1, round(image.shape[0] * f)))
-    return np.asarray(Image.fromarray(image).resize(size, RESAMPLE), dtype=np.uint8)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
 
 
 def _rescale(image: np.ndarray, max_side: int = MAX_SIDE, min_side: int = MIN_SIDE) -> tuple[np.ndarray, float]:
