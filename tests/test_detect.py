@@ -31,6 +31,7 @@ YUNET = Path(__file__).resolve().parents[2] / "shared" / "peers" / "yunet" / "fa
 NEEDS = {  # backend -> modules it imports
     "haar": ("cv2",),
     "blazeface": ("ai_edge_litert",),
+    "blazeface_fast": ("ai_edge_litert",),
     "blazeface_short": ("ai_edge_litert",),
     "dlib": ("dlib",),
     "yunet": ("cv2",),
