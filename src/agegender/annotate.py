@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -21,3 +23,25 @@ def draw_results(image: np.ndarray, results) -> Image.Image:
         draw.rectangle([tx, ty, tx + 7 * len(label), ty + 12], fill=color)
         draw.text((tx + 2, ty), label, fill=(255, 255, 255))
     return im
+
+
+class Annotator:
+    """Writes a copy of each image with boxes and labels under ``folder`` (mirroring the input folders),
+    never onto an input file."""
+
+    def __init__(self, folder: str, inputs: list[str]):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.inputs = [Path(p).resolve() for p in inputs]
+
+    def write(self, path: str, results) -> None:
+        from agegender.preprocess import load_image
+
+        src = Path(path).resolve()
+        rel = next((src.relative_to(i) for i in self.inputs if i.is_dir() and src.is_relative_to(i)), Path(src.name))
+        dest = (self.folder / rel).with_suffix(".jpg" if src.suffix.lower() not in (".png", ".jpg", ".jpeg")
+                                               else src.suffix)
+        if dest.resolve() == src:
+            raise ValueError(f"--annotate would overwrite the input {src}; choose another folder")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        draw_results(load_image(src), results).save(dest)

@@ -148,13 +148,14 @@ def cmd_ablation(args) -> int:
 def cmd_predict(args) -> int:
     import itertools
 
+    from agegender.annotate import Annotator
     from agegender.output import table_header, table_row, write_jsonl
     from agegender.predict import Predictor, iter_image_files
 
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.out else "jsonl")
     predictor = Predictor(args.model, detector=args.detector, aligned=args.aligned, threads=args.threads,
                           batch_size=args.batch_size)
-    annotator = _Annotator(args.annotate, args.paths) if args.annotate else None
+    annotator = Annotator(args.annotate, args.paths) if args.annotate else None
     stream = open(args.out, "x" if not args.force else "w") if args.out else sys.stdout  # noqa: SIM115
     from tqdm import tqdm
 
@@ -211,28 +212,6 @@ def _video_records(predictor, video: str, args):
                                  annotate=annotate)
     except (FileNotFoundError, ValueError) as err:
         yield FaceResult(path=video, error=str(err))
-
-
-class _Annotator:
-    """Writes a copy of each image with boxes and labels under DIR, never onto an input file."""
-
-    def __init__(self, folder: str, inputs: list[str]):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.inputs = [Path(p).resolve() for p in inputs]
-
-    def write(self, path: str, results) -> None:
-        from agegender.annotate import draw_results
-        from agegender.preprocess import load_image
-
-        src = Path(path).resolve()
-        rel = next((src.relative_to(i) for i in self.inputs if i.is_dir() and src.is_relative_to(i)), Path(src.name))
-        dest = (self.folder / rel).with_suffix(".jpg" if src.suffix.lower() not in (".png", ".jpg", ".jpeg")
-                                               else src.suffix)
-        if dest.resolve() == src:
-            raise ValueError(f"--annotate would overwrite the input {src}; choose another folder")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        draw_results(load_image(src), results).save(dest)
 
 
 def cmd_demo(args) -> int:
@@ -315,58 +294,17 @@ def _levi_protocol(args):
 
 def cmd_report(args) -> int:
     from agegender import report
+    from agegender.report_doc import build_report
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    runs = {Path(r).name: (Path(r), report.load_run(r)) for r in args.runs}
-    lines = ["# Cross-validation report", "", report.summary_table({n: r for n, (_, r) in runs.items()}), ""]
-    for name, (run_dir, results) in runs.items():
-        command = f"`{results['command']}`" if results.get("command") else "(in progress: no results.json yet)"
-        lines += [f"## {name}", "", command, "", report.fold_table(results), "",
-                  report.confusions(results), ""]
-        if results["folds"] and len(results["folds"][0].get("curve", [])) > 1:
-            lines += ["Learning curve (first fold):", "", report.curve_table(results), ""]
-        if results["summary"].get("folds_done"):
-            report.plot_confusions(results["summary"], out / f"{name}_confusion.png", title=name)
-            lines += [f"![confusion matrices]({name}_confusion.png)", ""]
-        if not args.no_faces:
-            lines += _face_analysis(name, run_dir, results, out, args.threads)
-    if any(len(r["folds"][0].get("curve", [])) > 1 for _, r in runs.values() if r["folds"]):
-        report.plot_curves({n: r for n, (_, r) in runs.items()}, out / "curves.png")
-        lines += ["![learning curves](curves.png)", ""]
-    (out / "report.md").write_text("\n".join(lines))
-    print(f"wrote {out / 'report.md'}")
+    runs = build_report(args.runs, args.out, faces=not args.no_faces, threads=args.threads, log=_log)
+    print(f"wrote {Path(args.out) / 'report.md'}")
     if args.docs:
         from agegender.provenance import write_section
 
-        table = report.summary_table({n: r for n, (_, r) in runs.items()})
+        table = report.summary_table(runs)
         write_section(args.docs, args.section, table + "\n\n" + report.PAPER_TABLE1, args.command_line)
         _log(f"wrote section '{args.section}' of {args.docs}")
     return 0
-
-
-def _face_analysis(name: str, run_dir: Path, results: dict, out: Path, threads: int | None) -> list[str]:
-    """Per-group accuracy and the Fig. 3 grid from the finished folds' held-out predictions."""
-    from agegender import report
-    from agegender.analysis import breakdown, calibration, fold_predictions
-
-    finished = [f for f in results["folds"] if f.get("split") in ("test", "val")
-                and (run_dir / f"fold_{f['fold']}" / "checkpoint").exists()]
-    if not finished:
-        return []
-    preds = []
-    for f in finished:
-        _log(f"{name}: predictions of fold {f['fold']}")
-        preds.append(fold_predictions(run_dir, results, f, threads=threads))
-    report.plot_examples(preds[0], out / f"{name}_examples.png")
-    folds = ", ".join(str(f["fold"]) for f in finished)
-    ece = calibration(preds)
-    calib = ("Calibration (expected calibration error, 15 bins; 0 = probabilities mean what they say): "
-             + ", ".join(f"{t} {v:.1f} %" for t, v in ece.items()) + ".") if ece else ""
-    return [f"Accuracy by group (held-out faces of folds {folds}, pooled):", "",
-            report.breakdown_tables(breakdown(preds)), calib, "",
-            f"Held-out faces of fold {finished[0]['fold']}, right and wrong (like the paper's Fig. 3):", "",
-            f"![examples]({name}_examples.png)", ""]
 
 
 def cmd_bench_speed(args) -> int:
