@@ -13,7 +13,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -23,6 +22,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detectors import background, load_crops, paste_face  # noqa: E402
 
+from agegender.bench import time_calls  # noqa: E402
 from agegender.detect import create_detector, crop_face, face_crop_box  # noqa: E402
 from agegender.predict import load_model  # noqa: E402
 from agegender.preprocess import load_image, resize_face  # noqa: E402
@@ -48,13 +48,8 @@ def compose(crops: list[np.ndarray], faces: int, seed: int) -> np.ndarray:
 
 
 def median_ms(fn, runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+    """Median milliseconds of ``runs`` calls after one warm-up (bench.time_calls does the timing)."""
+    return 1000 * statistics.median(time_calls(fn, warmup=1, min_runs=runs, min_seconds=0.0, max_runs=runs))
 
 
 def main() -> None:
