@@ -108,3 +108,29 @@ def test_ablation_runs_rows_fold_major_resumes_and_writes_table(tmp_path, capsys
     saved = json.loads((out / "multi-cls-4conv" / "results.json").read_text())
     assert saved["summary"]["folds_done"] == [0, 1]
     assert "| 2/2 |" in docs.read_text()
+
+
+def test_parallel_only_folds_runs_keep_each_others_folds(tmp_path, monkeypatch):
+    """Two `cv --only-folds` runs on two cores share one run folder: the summary written by one must
+    include a fold that the other finished while it was training (read back from disk)."""
+    import shutil
+
+    import agegender.cv as cv
+
+    root = make_utkface(tmp_path / "utk", n=30, size=32).parent
+    common = ["cv", "--dataset", "utkface", "--data-root", str(root), "--folds", "2", "--epochs", "1",
+              "--batch-size", "8", "--lr", "0.01", "--threads", "1", "--no-progress"]
+    other, shared = tmp_path / "other", tmp_path / "shared"
+    assert main(common + ["--only-folds", "0", "--out", str(other)]) == 0
+    real_fit = cv.fit
+
+    def fit_while_the_other_run_finishes(model_cfg, train_cfg, train, out_dir, *a, **kw):
+        (shared / "fold_0").mkdir(parents=True, exist_ok=True)  # the parallel run lands fold 0 meanwhile
+        shutil.copy(other / "fold_0" / "results.json", shared / "fold_0" / "results.json")
+        return real_fit(model_cfg, train_cfg, train, out_dir, *a, **kw)
+
+    monkeypatch.setattr(cv, "fit", fit_while_the_other_run_finishes)
+    assert main(common + ["--only-folds", "1", "--out", str(shared)]) == 0
+    results = json.loads((shared / "results.json").read_text())
+    assert results["summary"]["folds_done"] == [0, 1]
+    assert [f["fold"] for f in results["folds"]] == [0, 1]

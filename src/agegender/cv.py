@@ -54,16 +54,22 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
     k = len(splits)
     faces = build_faceset(records, model_cfg.input_size, tag=data_info["dataset"], progress=progress)
     t0 = time.perf_counter()
-    fold_results: list[dict] = []
+    fold_results: dict[int, dict] = {}  # fold -> its results
 
     def write_summary() -> dict:
         """out/results.json with every fold finished so far: rewritten after each fold, so a run that is
-        still going (or was stopped) can be reported on."""
+        still going (or was stopped) can be reported on. Folds finished meanwhile by a parallel run
+        (``--only-folds`` on another core) are read back from disk, so neither run drops the other's."""
+        for f in range(k):
+            other = out / f"fold_{f}" / RESULTS
+            if f not in fold_results and other.is_file():
+                fold_results[f] = json.loads(other.read_text())
         results = {
             "command": command, "dataset": data_info, "k": k, "fold_seed": fold_seed,
             "fold_sizes": [len(test) for _, test in splits],
             "model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "tune_val": tune_val,
-            "summary": summarize(fold_results), "folds": sorted(fold_results, key=lambda r: r["fold"]),
+            "summary": summarize([fold_results[f] for f in sorted(fold_results)]),
+            "folds": [fold_results[f] for f in sorted(fold_results)],
             "wall_seconds_this_session": time.perf_counter() - t0, **run_info(),
         }
         if rank == 0:
@@ -75,11 +81,11 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
         done = fold_dir / RESULTS
         if only_folds is not None and fold not in only_folds:
             if done.is_file():  # finished earlier (or by a parallel run): still part of the summary
-                fold_results.append(json.loads(done.read_text()))
+                fold_results[fold] = json.loads(done.read_text())
             continue
         if done.is_file():
             log(f"fold {fold}: results exist, skipped")
-            fold_results.append(json.loads(done.read_text()))
+            fold_results[fold] = json.loads(done.read_text())
             continue
         if fold_results:
             write_summary()
@@ -105,7 +111,7 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
         }
         if rank == 0:  # under torchrun only rank 0 evaluates and writes
             write_json(done, result)
-        fold_results.append(result)
+        fold_results[fold] = result
     return write_summary()
 
 
