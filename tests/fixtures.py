@@ -106,3 +106,20 @@ def make_csv(root: Path, n: int = 12) -> Path:
             face_image(i).save(root / name)
             w.writerow([name, 5 + 6 * i, ["male", "female"][i % 2], f"s{i // 3}"])
     return path
+
+
+def make_celeba_gender(root: Path, people: int = 10, faces_per_person: int = 3) -> Path:
+    """``male/`` and ``female/`` crops named like the download (``063429.jpg.jpg``, about 83x107) plus
+    ``identities.csv`` (path, celeba_identity); person ``p`` has ``faces_per_person`` crops."""
+    rows = ["path,celeba_identity"]
+    image_id = 1
+    for person in range(people):
+        gender = ("male", "female")[person % 2]
+        (root / gender).mkdir(parents=True, exist_ok=True)
+        for _ in range(faces_per_person):
+            name = f"{image_id:06d}.jpg.jpg"
+            face_image(image_id, 96, (150, 110, 100)).resize((83, 107)).save(root / gender / name, "JPEG")
+            rows.append(f"{gender}/{name},{1000 + person}")
+            image_id += 1
+    (root / "identities.csv").write_text("\n".join(rows) + "\n")
+    return root

@@ -134,3 +134,46 @@ def test_parallel_only_folds_runs_keep_each_others_folds(tmp_path, monkeypatch):
     results = json.loads((shared / "results.json").read_text())
     assert results["summary"]["folds_done"] == [0, 1]
     assert [f["fold"] for f in results["folds"]] == [0, 1]
+
+
+def test_cv_with_extra_gender_data_split_by_person(tmp_path, capsys):
+    """`cv --extra celeba_gender:PATH`: the extra crops join each fold's training part, their held-out
+    people are scored on their own, and no person is on both sides of a fold."""
+    from fixtures import make_celeba_gender
+
+    root = make_utkface(tmp_path / "utk", n=30, size=32).parent
+    celeba = make_celeba_gender(tmp_path / "celeba", people=10, faces_per_person=3)
+    out = tmp_path / "run"
+    assert main(["cv", "--dataset", "utkface", "--data-root", str(root), "--extra", f"celeba_gender:{celeba}",
+                 "--head", "cls", "--folds", "2", "--epochs", "1", "--batch-size", "8", "--lr", "0.01",
+                 "--threads", "1", "--no-progress", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset"]["extra"][0]["dataset"] == "celeba_gender"
+    held_out = 0
+    for fold in results["folds"]:
+        extra = fold["extra_metrics"]["celeba_gender"]
+        assert 0 <= extra["gender_acc"] <= 100 and "age_exact" not in extra  # gender-only data
+        assert fold["n_train_extra"] + extra["n_eval"] == 30
+        held_out += extra["n_eval"]
+    assert held_out == 30  # every crop is held out exactly once
+    assert set(results["summary"]["extra"]["celeba_gender"]) == {"gender_acc"}
+    captured = capsys.readouterr()
+    assert "celeba_gender gender_acc" in captured.out
+    for fold in results["folds"]:  # the log names both parts of each fold
+        n = fold["extra_metrics"]["celeba_gender"]["n_eval"]
+        assert f"fold {fold['fold']}: " in captured.err and f"celeba_gender: {30 - n} train / {n} test" in captured.err
+
+
+def test_extra_folds_keep_each_person_on_one_side(tmp_path):
+    from fixtures import make_celeba_gender
+
+    from agegender.data.folds import assign_folds
+    from agegender.data.readers import read_celeba_gender
+
+    records = read_celeba_gender(make_celeba_gender(tmp_path / "celeba", people=12, faces_per_person=3))
+    folds = assign_folds(records, 3)
+    person_folds: dict[str, set[int]] = {}
+    for r, f in zip(records, folds, strict=True):
+        person_folds.setdefault(r.group, set()).add(f)
+    assert len(person_folds) == 12 and all(len(s) == 1 for s in person_folds.values())
+    assert sorted(set(folds)) == [0, 1, 2]

@@ -100,7 +100,7 @@ def cmd_train(args) -> int:
 
 def cmd_cv(args) -> int:
     from agegender.cv import format_summary, run_cv
-    from agegender.data.datasets import read_dataset
+    from agegender.data.datasets import parse_extra, read_dataset
     from agegender.train import dist_info, init_distributed
 
     init_distributed()
@@ -111,11 +111,17 @@ def cmd_cv(args) -> int:
     else:
         records, info = read_dataset(args.dataset, args.data_root, image_root=args.image_root,
                                      skip_missing=args.skip_missing)
+    extras = []
+    for spec in args.extra:
+        name, root = parse_extra(spec)
+        extra_records, extra_info = read_dataset(name, root, skip_missing=args.skip_missing)
+        extras.append((name, extra_records))
+        info.setdefault("extra", []).append(extra_info)
     only = [int(f) for f in args.only_folds.split(",")] if args.only_folds else None
     results = run_cv(records, info, model_cfg, train_cfg, args.out, k=args.folds, fold_seed=args.fold_seed,
                      only_folds=only, tune_val=args.tune_val, eval_every=args.eval_every,
                      command=args.command_line, progress=not args.no_progress,
-                     splits=splits, log=_log)
+                     splits=splits, extras=extras, log=_log)
     if dist_info()[0] != 0:
         return 0
     print(format_summary(results["summary"]))
@@ -358,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score a validation split of this fraction carved from each fold's training part "
                         "(test folds untouched), for choosing lr / schedule")
     p.add_argument("--eval-every", type=int, default=0, help="evaluate every N epochs (learning curve)")
+    p.add_argument("--extra", action="append", default=[], metavar="DATASET:PATH",
+                   help="more training data split into the same folds by its own groups (CelebA: by person); "
+                        "each fold also scores the extra's held-out part")
     p.add_argument("--out", required=True, help="run folder; finished folds are skipped on rerun")
     p.set_defaults(func=cmd_cv)
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from agegender.config import ModelConfig, TrainConfig
-from agegender.data.faceset import build_faceset
+from agegender.data.faceset import FaceSet, build_faceset
 from agegender.data.folds import assign_folds, split_train_val
 from agegender.data.readers import Record
+from agegender.engine import evaluate
 from agegender.metrics import headline_keys, mean_std
 from agegender.provenance import commit, machine_line
 from agegender.train import dist_info, fit
@@ -37,13 +38,18 @@ def write_json(path: Path, data: dict) -> None:
 def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train_cfg: TrainConfig,
            out_dir: str | os.PathLike, *, k: int = 5, fold_seed: int = 0, only_folds: list[int] | None = None,
            tune_val: float = 0.0, eval_every: int = 0, command: str = "", progress: bool = True,
-           splits: list[tuple[np.ndarray, np.ndarray]] | None = None, log=print) -> dict:
+           splits: list[tuple[np.ndarray, np.ndarray]] | None = None,
+           extras: list[tuple[str, list[Record]]] = (), log=print) -> dict:
     """Train and test each fold; write ``out/fold_K/results.json`` and ``out/results.json``.
 
     Folds whose results exist are skipped (resume); an interrupted fold resumes from its checkpoint.
     With ``tune_val`` > 0 each fold's *training part* is split into train / validation and only the
     validation split is scored: the test fold is not touched (for choosing lr and schedule).
     ``splits`` gives explicit (train indices, test indices) per fold instead (Levi & Hassner's lists).
+    ``extras`` are more datasets (name, records), e.g. CelebA gender crops: each is split into the same
+    number of folds by its own groups (CelebA: by person), fold K trains on the main training part plus
+    every extra's training part, and each extra's held-out part is scored separately
+    (``extra_metrics``); the headline metrics stay those of the main dataset's test fold.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -53,6 +59,11 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
         splits = [(np.flatnonzero(folds != f), np.flatnonzero(folds == f)) for f in range(k)]
     k = len(splits)
     faces = build_faceset(records, model_cfg.input_size, tag=data_info["dataset"], progress=progress)
+    extra_sets = []  # (name, faces, fold per face)
+    for name, extra_records in extras:
+        extra_folds = np.array(assign_folds(extra_records, k, seed=fold_seed))
+        extra_sets.append((name, build_faceset(extra_records, model_cfg.input_size, tag=name, progress=progress),
+                           extra_folds))
     t0 = time.perf_counter()
     fold_results: dict[int, dict] = {}  # fold -> its results
 
@@ -94,14 +105,27 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
         if tune_val > 0:
             tr, va = split_train_val([records[i] for i in train_idx], tune_val, seed=fold_seed)
             train_idx, test_idx, split = train_idx[tr], train_idx[va], "val"
-        log(f"fold {fold}: {len(train_idx)} train / {len(test_idx)} {split}")
+        train_set = faces.subset(train_idx)
+        if extra_sets:
+            train_set = FaceSet.concat([train_set] + [s.subset(np.flatnonzero(f != fold)) for _, s, f in extra_sets])
+        log(f"fold {fold}: {len(train_idx)} train / {len(test_idx)} {split}"
+            + "".join(f"; {name}: {int((f != fold).sum())} train / {int((f == fold).sum())} test"
+                      for name, _, f in extra_sets))
         started = time.perf_counter()
-        res = fit(model_cfg, train_cfg, faces.subset(train_idx), fold_dir, faces.subset(test_idx),
+        res = fit(model_cfg, train_cfg, train_set, fold_dir, faces.subset(test_idx),
                   resume=True, eval_every=eval_every, progress=progress, log=log)
+        extra_metrics = {}
+        if rank == 0:
+            for name, extra_faces, f in extra_sets:  # each extra's held-out people, scored on its own
+                extra_metrics[name], _ = evaluate(res["model"], extra_faces.subset(np.flatnonzero(f == fold)),
+                                                  bf16=train_cfg.bf16, channels_last=train_cfg.channels_last)
+                extra_metrics[name]["n_eval"] = int((f == fold).sum())
         history = res["history"]
         result = {
             "fold": fold, "split": split, "n_train": len(train_idx), "n_eval": len(test_idx),
             "metrics": res["metrics"],
+            **({"extra_metrics": extra_metrics, "n_train_extra": len(train_set) - len(train_idx)}
+               if extra_sets else {}),
             "epochs": train_cfg.epochs,
             "train_seconds": float(sum(h["train_seconds"] for h in history)),
             "train_images_per_s": float(np.median([h["train_images_per_s"] for h in history])),
@@ -131,6 +155,11 @@ def summarize(fold_results: list[dict]) -> dict:
     for key in ("gender_confusion", "age_confusion", "age_strict_confusion"):
         if key in fold_results[0]["metrics"]:
             summary[key] = np.sum([r["metrics"][key] for r in fold_results], axis=0).tolist()
+    names = sorted({name for r in fold_results for name in r.get("extra_metrics", {})})
+    for name in names:  # held-out parts of --extra datasets, e.g. CelebA people never trained on
+        scored = [r["extra_metrics"][name] for r in fold_results if name in r.get("extra_metrics", {})]
+        summary.setdefault("extra", {})[name] = {key: mean_std([m[key] for m in scored])
+                                                 for key in headline_keys(scored[0])}
     summary["folds_done"] = sorted(r["fold"] for r in fold_results)
     return summary
 
@@ -140,5 +169,8 @@ def format_summary(summary: dict) -> str:
     for key, v in summary.items():
         if isinstance(v, dict) and "mean" in v:
             lines.append(f"{key:>18}: {v['mean']:.2f} +- {v['std']:.2f}  (n={v['n']} folds)")
+    for name, metrics in summary.get("extra", {}).items():
+        for key, v in metrics.items():
+            lines.append(f"{name + ' ' + key:>18}: {v['mean']:.2f} +- {v['std']:.2f}  (n={v['n']} folds, held out)")
     return "\n".join(lines)
 
