@@ -162,6 +162,12 @@ def test_cv_with_extra_gender_data_split_by_person(tmp_path, capsys):
     for fold in results["folds"]:  # the log names both parts of each fold
         n = fold["extra_metrics"]["celeba_gender"]["n_eval"]
         assert f"fold {fold['fold']}: " in captured.err and f"celeba_gender: {30 - n} train / {n} test" in captured.err
+    # Table 1 gets a column for the held-out CelebA people
+    assert main(["report", str(out), "--out", str(tmp_path / "report"), "--no-faces", "--docs",
+                 str(tmp_path / "R.md")]) == 0
+    table = (tmp_path / "R.md").read_text()
+    mean = results["summary"]["extra"]["celeba_gender"]["gender_acc"]
+    assert "celeba_gender gender (held-out people)" in table and f"{mean['mean']:.1f} ± {mean['std']:.1f}" in table
 
 
 def test_extra_folds_keep_each_person_on_one_side(tmp_path):

@@ -38,22 +38,32 @@ def load_run(run_dir: str | os.PathLike) -> dict:
     return {"folds": folds, "summary": summarize(folds), "command": "", "train": {}, "model": {}}
 
 
-def summary_row(name: str, results: dict) -> str:
-    cells = []
-    for key, _ in METRICS:
-        v = results["summary"].get(key)
-        if not v:
-            cells.append("-")
-        else:  # a single fold has no spread to show
-            cells.append(f"{v['mean']:.1f} ± {v['std']:.1f}" if v["n"] > 1 else f"{v['mean']:.1f}")
+def _mean_cell(v: dict | None) -> str:
+    if not v:
+        return "-"
+    return f"{v['mean']:.1f} ± {v['std']:.1f}" if v["n"] > 1 else f"{v['mean']:.1f}"  # one fold: no spread
+
+
+def extra_columns(runs: dict[str, dict]) -> list[tuple[str, str]]:
+    """(extra dataset, metric) pairs scored on held-out people by some run (``cv --extra``)."""
+    return sorted({(name, key) for r in runs.values() for name, m in r["summary"].get("extra", {}).items()
+                   for key in m})
+
+
+def summary_row(name: str, results: dict, extras: list[tuple[str, str]] = ()) -> str:
+    cells = [_mean_cell(results["summary"].get(key)) for key, _ in METRICS]
+    cells += [_mean_cell(results["summary"].get("extra", {}).get(d, {}).get(key)) for d, key in extras]
     folds = len(results["summary"].get("folds_done", []))
     return f"| {name} | " + " | ".join(cells) + f" | {folds} |"
 
 
 def summary_table(runs: dict[str, dict]) -> str:
-    head = "| run | " + " | ".join(label for _, label in METRICS) + " | folds |"
-    sep = "|---" * (len(METRICS) + 2) + "|"
-    return "\n".join([head, sep, *(summary_row(name, r) for name, r in runs.items())])
+    extras = extra_columns(runs)
+    labels = [label for _, label in METRICS] + [f"{d} {key.removesuffix('_acc')} (held-out people)"
+                                                 for d, key in extras]
+    head = "| run | " + " | ".join(labels) + " | folds |"
+    sep = "|---" * (len(labels) + 2) + "|"
+    return "\n".join([head, sep, *(summary_row(name, r, extras) for name, r in runs.items())])
 
 
 def fold_table(results: dict) -> str:
