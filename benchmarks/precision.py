@@ -102,7 +102,7 @@ def main() -> None:
             f"{drop[0]:+.2f} points, age {drop[1]:+.2f} points (positive = int8 worse).\n\n" + "\n".join(lines))
     print(body)
     if args.docs:
-        write_section(args.docs, "Export precision: fp32, fp16, int8", body,
+        write_section(args.docs, f"Export precision: fp32, fp16, int8 ({run.name})", body,
                       "python benchmarks/precision.py " + " ".join(sys.argv[1:]))
 
 
