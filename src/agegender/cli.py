@@ -44,6 +44,11 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     g.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     g.add_argument("--seed", type=int)
+    g.add_argument("--teacher", help="knowledge distillation from a cls-head teacher: train: its checkpoint "
+                                     "folder; cv: a finished cv run with the same folds (fold K learns from "
+                                     "its fold K)")
+    g.add_argument("--distill-weight", type=float, help="weight of the teacher term (default 0.5)")
+    g.add_argument("--distill-temperature", type=float, help="softmax temperature (default 2)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -63,7 +68,10 @@ def _train_config(args):
     return recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                   lr_step_epochs=steps, warmup_epochs=args.warmup_epochs, grad_clip=args.grad_clip,
                   weight_decay=args.weight_decay, augment=False if args.no_augment else None,
-                  bf16=args.bf16, channels_last=args.channels_last, threads=args.threads, seed=args.seed)
+                  bf16=args.bf16, channels_last=args.channels_last, threads=args.threads, seed=args.seed,
+                  distill_weight=getattr(args, "distill_weight", None),
+                  distill_temperature=getattr(args, "distill_temperature", None),
+                  teacher=getattr(args, "teacher", None) if getattr(args, "command", "") == "train" else None)
 
 
 def _configs(args):
@@ -121,7 +129,7 @@ def cmd_cv(args) -> int:
     results = run_cv(records, info, model_cfg, train_cfg, args.out, k=args.folds, fold_seed=args.fold_seed,
                      only_folds=only, tune_val=args.tune_val, eval_every=args.eval_every,
                      command=args.command_line, progress=not args.no_progress,
-                     splits=splits, extras=extras, log=_log)
+                     splits=splits, extras=extras, teacher_run=args.teacher, log=_log)
     if dist_info()[0] != 0:
         return 0
     print(format_summary(results["summary"]))
@@ -134,6 +142,8 @@ def cmd_ablation(args) -> int:
     from agegender.data.datasets import read_dataset
     from agegender.provenance import write_section
 
+    if args.teacher:
+        raise ValueError("--teacher: the ablation compares architectures trained from labels alone")
     train_cfg = _train_config(args)
     rows = select_rows([r for r in args.rows.split(",") if r] if args.rows else None)
     if not args.table_only:

@@ -64,6 +64,11 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # torch threads; 0 = leave torch's default
     task_weights: dict[str, float] = field(default_factory=dict)
+    # Knowledge distillation: a cls-head checkpoint folder whose softened probabilities the student also
+    # fits (loss = (1 - w) * labels + w * T^2 * KL(teacher_T || student_T), per softmax task). "" = none.
+    teacher: str = ""
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
 
     def __post_init__(self):
         object.__setattr__(self, "lr_step_epochs", tuple(self.lr_step_epochs))

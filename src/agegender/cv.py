@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -39,7 +40,8 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
            out_dir: str | os.PathLike, *, k: int = 5, fold_seed: int = 0, only_folds: list[int] | None = None,
            tune_val: float = 0.0, eval_every: int = 0, command: str = "", progress: bool = True,
            splits: list[tuple[np.ndarray, np.ndarray]] | None = None,
-           extras: list[tuple[str, list[Record]]] = (), log=print) -> dict:
+           extras: list[tuple[str, list[Record]]] = (), teacher_run: str | os.PathLike | None = None,
+           log=print) -> dict:
     """Train and test each fold; write ``out/fold_K/results.json`` and ``out/results.json``.
 
     Folds whose results exist are skipped (resume); an interrupted fold resumes from its checkpoint.
@@ -50,6 +52,8 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
     number of folds by its own groups (CelebA: by person), fold K trains on the main training part plus
     every extra's training part, and each extra's held-out part is scored separately
     (``extra_metrics``); the headline metrics stay those of the main dataset's test fold.
+    ``teacher_run``: a finished cv run (cls heads) with the same folds; fold K distils from its fold K,
+    which never saw fold K's test faces.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -111,8 +115,11 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
         log(f"fold {fold}: {len(train_idx)} train / {len(test_idx)} {split}"
             + "".join(f"; {name}: {int((f != fold).sum())} train / {int((f == fold).sum())} test"
                       for name, _, f in extra_sets))
+        fold_cfg = train_cfg
+        if teacher_run is not None:
+            fold_cfg = dataclasses.replace(train_cfg, teacher=str(teacher_fold(teacher_run, fold, k, fold_seed)))
         started = time.perf_counter()
-        res = fit(model_cfg, train_cfg, train_set, fold_dir, faces.subset(test_idx),
+        res = fit(model_cfg, fold_cfg, train_set, fold_dir, faces.subset(test_idx),
                   resume=True, eval_every=eval_every, progress=progress, log=log)
         extra_metrics = {}
         if rank == 0:
@@ -137,6 +144,21 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
             write_json(done, result)
         fold_results[fold] = result
     return write_summary()
+
+
+def teacher_fold(run: str | os.PathLike, fold: int, k: int, fold_seed: int) -> Path:
+    """The checkpoint of a teacher run's fold ``fold``, after checking it is finished and split alike."""
+    run = Path(run)
+    done = run / f"fold_{fold}" / RESULTS
+    if not done.is_file():
+        raise FileNotFoundError(f"teacher run {run}: fold {fold} is not finished ({done} missing)")
+    summary = run / RESULTS
+    if summary.is_file():
+        info = json.loads(summary.read_text())
+        if (info.get("k"), info.get("fold_seed")) != (k, fold_seed):
+            raise ValueError(f"teacher run {run}: folds k={info.get('k')} seed={info.get('fold_seed')}, this run "
+                             f"k={k} seed={fold_seed}: its fold {fold} may have trained on this fold's test faces")
+    return run / f"fold_{fold}" / "checkpoint"
 
 
 def curve_rows(history: list[dict]) -> list[dict]:

@@ -15,7 +15,7 @@ from torch import nn
 from agegender.config import TrainConfig
 from agegender.data.faceset import FaceSet
 from agegender.decode import decode_task
-from agegender.losses import multitask_loss
+from agegender.losses import distill_loss, multitask_loss
 from agegender.metrics import accuracy_report
 
 
@@ -101,6 +101,10 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: 
         with autocast(cfg.bf16):
             outputs = model(x)
         loss, parts = multitask_loss(outputs, y, cfg.task_weights)
+        if cfg.teacher:
+            kd, kd_parts = distill_loss(outputs, y, cfg.distill_temperature)
+            loss = (1.0 - cfg.distill_weight) * loss + cfg.distill_weight * kd
+            parts.update(kd_parts)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             raise TrainingDiverged(

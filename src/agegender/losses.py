@@ -12,6 +12,25 @@ import torch.nn.functional as F
 from agegender.labels import MISSING
 from agegender.models.heads import target_affine
 
+TEACHER = "teacher:"  # label key prefix of a teacher's logits, e.g. "teacher:age"
+
+
+def distill_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
+                 temperature: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """Sum over softmax tasks of T^2 * KL(teacher_T || student_T) (Hinton et al. 2015), batch mean."""
+    total = torch.zeros((), dtype=torch.float32)
+    parts = {}
+    for task, out in outputs.items():
+        teacher = targets.get(TEACHER + task)
+        if teacher is None or out.dim() != 2:
+            continue
+        log_p = F.log_softmax(out.float() / temperature, dim=1)
+        q = F.softmax(teacher.float() / temperature, dim=1)
+        loss = F.kl_div(log_p, q, reduction="batchmean") * temperature ** 2
+        parts[f"distill_{task}"] = float(loss.detach())
+        total = total + loss
+    return total, parts
+
 
 def multitask_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
                    weights: dict[str, float] | None = None) -> tuple[torch.Tensor, dict[str, float]]:

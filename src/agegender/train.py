@@ -76,6 +76,8 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: FaceSet, out_
     if world > 1:
         ddp_model = nn.parallel.DistributedDataParallel(model)
     images, labels = to_tensors(train_set, train_cfg.channels_last)
+    if train_cfg.teacher:
+        labels.update(teacher_targets(train_cfg.teacher, model_cfg, train_set, train_cfg.channels_last, log))
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         log(f"{model_cfg.arch} ({model_cfg.head} head, tasks {','.join(model_cfg.tasks)}): "
@@ -108,6 +110,30 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: FaceSet, out_
     if eval_set is not None and not metrics and rank == 0:
         metrics, _ = evaluate(model, eval_set, bf16=train_cfg.bf16, channels_last=train_cfg.channels_last)
     return {"metrics": metrics, "history": history, "model": model}
+
+
+def teacher_targets(folder: str, model_cfg: ModelConfig, train_set: FaceSet, channels_last: bool,
+                    log=print) -> dict[str, torch.Tensor]:
+    """A teacher checkpoint's logits on every training face, keyed ``teacher:TASK`` (knowledge
+    distillation). The teacher must have softmax heads for the student's softmax tasks and the same
+    input size; it is run once, on the faces without augmentation."""
+    from agegender.checkpoint import load_checkpoint
+    from agegender.engine import predict_outputs
+    from agegender.losses import TEACHER
+
+    teacher, meta = load_checkpoint(folder)
+    tcfg = ModelConfig.from_dict(meta["model"])
+    tasks = [t for t in model_cfg.tasks if task_is_logits(model_cfg, t)]
+    if tcfg.input_size != model_cfg.input_size:
+        raise ValueError(f"teacher {folder}: input size {tcfg.input_size}, the student's is {model_cfg.input_size}")
+    missing = [t for t in tasks if t not in tcfg.tasks or not task_is_logits(tcfg, t)]
+    if not tasks or missing:
+        raise ValueError(f"teacher {folder}: needs softmax heads for {', '.join(missing or model_cfg.tasks)} "
+                         f"(it has {tcfg.head} heads for {', '.join(tcfg.tasks)}); distillation needs cls heads")
+    t0 = time.perf_counter()
+    logits = predict_outputs(teacher, train_set.images, channels_last=channels_last)
+    log(f"teacher {folder}: logits for {len(train_set)} training faces in {time.perf_counter() - t0:.0f} s")
+    return {TEACHER + t: torch.from_numpy(logits[t]) for t in tasks}
 
 
 def task_is_logits(cfg: ModelConfig, task: str) -> bool:
