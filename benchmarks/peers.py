@@ -254,7 +254,7 @@ def main() -> None:
                  + "\n".join(f"| {name} | {100 * h / n:.1f} |" for name, (h, n) in celeba_totals.items()))
     print(body)
     if args.docs:
-        write_section(args.docs, "Ours vs peer models (UTK-8 held-out folds)", body,
+        write_section(args.docs, f"Ours vs peer models (UTK-8 held-out folds, {Path(args.run).name})", body,
                       "python benchmarks/peers.py " + " ".join(sys.argv[1:]))
 
 

@@ -55,19 +55,21 @@ def median_ms(fn, runs: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data")
-    ap.add_argument("--model", default=None, help="default (bundled) or an .onnx file")
+    ap.add_argument("--models", default="default,fast",
+                    help="comma-separated: bundled names (default, fast) or .onnx files, all timed in this run")
     ap.add_argument("--yunet", default="../shared/peers/yunet/face_detection_yunet_2026may.onnx",
                     help="also time a YuNet file (peer; skipped if missing)")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--docs")
     args = ap.parse_args()
     crops = load_crops(Path(args.data))
-    model = load_model(args.model, threads=1)
+    models = {name: load_model(name, threads=1) for name in args.models.split(",") if name}
+    size = next(iter(models.values())).size
     settings = dict(SETTINGS)
     if Path(args.yunet).is_file():
         settings["YuNet (peer file, user path)"] = (args.yunet, {})
-    lines = ["| faces | detector | decode ms | detect ms | crop + resize ms | predict ms | total ms | faces found |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| faces | detector | model | decode ms | detect ms | crop + resize ms | predict ms | total ms "
+             "| faces found |", "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
     with tempfile.TemporaryDirectory() as tmp:
         for n in (1, 5):
             path = Path(tmp) / f"photo{n}.jpg"
@@ -81,15 +83,17 @@ def main() -> None:
                 detect = median_ms(lambda d=det, px=pixels: d.detect(px), args.runs)
 
                 def crops_of(found=found, name=name, px=pixels):
-                    return [resize_face(crop_face(px, face_crop_box(d, px.shape, name)), model.size) for d in found]
+                    return [resize_face(crop_face(px, face_crop_box(d, px.shape, name)), size) for d in found]
                 crop = median_ms(crops_of, args.runs)
-                batch = np.stack(crops_of()) if found else np.zeros((0, model.size, model.size, 3), np.uint8)
-                predict = median_ms(lambda b=batch: model.run(b), args.runs) if found else 0.0
-                total = decode + detect + crop + predict
-                lines.append(f"| {n} | {label} | {decode:.1f} | {detect:.1f} | {crop:.2f} | {predict:.2f} "
-                             f"| **{total:.1f}** | {len(found)} |")
+                batch = np.stack(crops_of()) if found else np.zeros((0, size, size, 3), np.uint8)
+                for model_name, model in models.items():
+                    predict = median_ms(lambda b=batch, m=model: m.run(b), args.runs) if found else 0.0
+                    total = decode + detect + crop + predict
+                    arch = model.meta.get("model", {}).get("arch", "?")
+                    lines.append(f"| {n} | {label} | {model_name} ({arch}) | {decode:.1f} | {detect:.1f} | {crop:.2f} "
+                                 f"| {predict:.2f} | **{total:.1f}** | {len(found)} |")
     body = (f"One thread (ONNX Runtime, LiteRT and OpenCV each limited to 1), median of {args.runs} runs per stage "
-            f"after a warm-up, model `{model.path.name}` ({model.meta.get('model', {}).get('arch', '?')}). "
+            "after a warm-up; every model is timed on the same crops. "
             "The issue's target: 10 ms for one face at 640x480.\n\n" + "\n".join(lines))
     print(body)
     if args.docs:

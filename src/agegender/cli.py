@@ -423,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image files or folders (searched recursively), video files, or a camera index (0)")
     p.add_argument("--every", type=int, default=5, help="video: predict every N-th frame (default 5)")
     p.add_argument("--max-frames", type=int, help="video: stop after this many sampled frames")
-    p.add_argument("--model", default=None, help="'default' (bundled), an .onnx file or a checkpoint folder")
+    p.add_argument("--model", default=None, help="bundled 'default' (the paper net) or 'fast' (the lite net), an .onnx "
+                                                  "file or a checkpoint folder")
     p.add_argument("--detector", default="default", help="face detector backend, or a YuNet .onnx file path")
     p.add_argument("--aligned", action="store_true", help="inputs are face crops already: no detection")
     p.add_argument("--format", choices=("table", "json", "jsonl"),

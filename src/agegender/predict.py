@@ -53,11 +53,14 @@ class FaceResult:
         return d
 
 
+BUNDLED_MODELS = {"default": DEFAULT_MODEL, "fast": "fast.onnx"}  # name -> file in agegender/assets
+
+
 def load_model(model: str | os.PathLike | None = None, threads: int | None = None):
-    """The bundled default (None or "default"), an exported .onnx file, or a training checkpoint folder
-    (the last needs torch)."""
-    if model in (None, "default"):
-        path = asset_path(DEFAULT_MODEL)
+    """A bundled model by name (None or "default": the accurate one; "fast": the lite net), an exported
+    .onnx file, or a training checkpoint folder (the last needs torch)."""
+    if model is None or (isinstance(model, str) and model in BUNDLED_MODELS):
+        path = asset_path(BUNDLED_MODELS[model or "default"])
         if not path.is_file():
             raise ModelError(f"bundled model {path} is missing from this installation")
         return OnnxModel(path, threads)
@@ -68,7 +71,8 @@ def load_model(model: str | os.PathLike | None = None, threads: int | None = Non
         return TorchModel(path if path.is_dir() else path.parent, threads)
     if path.suffix.lower() == ".onnx" or path.is_file():
         return OnnxModel(path, threads)
-    raise ModelError(f"{model}: no such model (give 'default', an .onnx file or a checkpoint folder)")
+    raise ModelError(f"{model}: no such model (give {' or '.join(repr(n) for n in BUNDLED_MODELS)}, an .onnx file "
+                     "or a checkpoint folder)")
 
 
 class Predictor:
