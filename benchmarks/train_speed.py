@@ -28,11 +28,12 @@ from agegender.provenance import machine_line, write_section
 
 
 def step_fn(channels_last: bool, bf16: bool, images, labels, batch: int, head: str, arch: str = "paper",
-            fc_norm: bool = False):
+            fc_norm: bool = False, compiled: bool = False):
     model = create_model(ModelConfig(arch=arch, head=head, fc_norm=fc_norm)).train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    forward = torch.compile(model) if compiled else model  # compiled on the warm-up step
     gen = torch.Generator().manual_seed(0)
 
     def step():
@@ -41,7 +42,7 @@ def step_fn(channels_last: bool, bf16: bool, images, labels, batch: int, head: s
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model(x)
+            out = forward(x)
         loss, _ = multitask_loss(out, {t: v[idx] for t, v in labels.items()})
         opt.zero_grad()
         loss.backward()
@@ -67,6 +68,8 @@ def main() -> int:
     ap.add_argument("--head", default="cls")
     ap.add_argument("--bf16", action="store_true", help="also time bf16 autocast (emulated, very slow, without "
                                                           "native bf16)")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile (inductor) of the FC-BatchNorm "
+                                                             "net (needs a C++ compiler; about a minute to compile)")
     ap.add_argument("--out", default="docs/BENCHMARKS.md")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -83,6 +86,9 @@ def main() -> int:
         "lite net, fp32 NCHW": step_fn(False, False, images, labels, args.batch, args.head, "lite"),
         "data path only (no model)": data_only(images_cl, args.batch),
     }
+    if args.compile:
+        variants["fp32 channels-last, FC BatchNorm, torch.compile"] = step_fn(
+            True, False, images_cl, labels, args.batch, args.head, fc_norm=True, compiled=True)
     if args.bf16:
         variants["bf16 autocast, channels-last"] = step_fn(True, True, images_cl, labels, args.batch, args.head)
     times = {name: [] for name in variants}
