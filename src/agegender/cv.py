@@ -94,13 +94,13 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
     for fold in range(k):
         fold_dir = out / f"fold_{fold}"
         done = fold_dir / RESULTS
-        if only_folds is not None and fold not in only_folds:
-            if done.is_file():  # finished earlier (or by a parallel run): still part of the summary
-                fold_results[fold] = json.loads(done.read_text())
-            continue
-        if done.is_file():
-            log(f"fold {fold}: results exist, skipped")
+        selected = only_folds is None or fold in only_folds
+        if done.is_file():  # finished earlier (or by a parallel run): still part of the summary
+            if selected:
+                log(f"fold {fold}: results exist, skipped")
             fold_results[fold] = json.loads(done.read_text())
+            continue
+        if not selected:
             continue
         if fold_results:
             write_summary()
@@ -124,9 +124,10 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
         extra_metrics = {}
         if rank == 0:
             for name, extra_faces, f in extra_sets:  # each extra's held-out people, scored on its own
-                extra_metrics[name], _ = evaluate(res["model"], extra_faces.subset(np.flatnonzero(f == fold)),
-                                                  bf16=train_cfg.bf16, channels_last=train_cfg.channels_last)
-                extra_metrics[name]["n_eval"] = int((f == fold).sum())
+                held_out = extra_faces.subset(np.flatnonzero(f == fold))
+                extra_metrics[name], _ = evaluate(res["model"], held_out, bf16=train_cfg.bf16,
+                                                  channels_last=train_cfg.channels_last)
+                extra_metrics[name]["n_eval"] = len(held_out)
         history = res["history"]
         result = {
             "fold": fold, "split": split, "n_train": len(train_idx), "n_eval": len(test_idx),
