@@ -21,6 +21,7 @@ from agegender.detect import (
     _blazeface_file,
     _finish,
     _rescale,
+    _resize,
     _weighted_nms,
     create_detector,
     crop_face,
@@ -157,6 +158,22 @@ def test_rescale_bounds():
     assert tiny.shape == (160, 320, 3) and f == pytest.approx(3.2)
     same = _noise(480, 640)
     assert _rescale(same)[0] is same
+
+
+@pytest.mark.parametrize(("h", "w", "f"), [(480, 640, 0.3), (481, 643, 192 / 643), (960, 1280, 0.5),
+                                           (100, 75, 0.01), (120, 90, 1.7), (7, 5, 0.9)])
+def test_resize_by_halvings_matches_one_area_resize(h, w, f):
+    import cv2
+
+    yy, xx = np.mgrid[0:h, 0:w]  # a smooth picture: the halvings must not shift or blur it
+    img = np.stack([127 + 100 * np.sin(xx / 9.0), 127 + 100 * np.cos(yy / 7.0), np.full_like(xx, 90)],
+                   axis=-1).astype(np.uint8)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    out = _resize(img, f)
+    assert out.shape == (size[1], size[0], 3) and out.dtype == np.uint8
+    if min(size) >= 8:
+        ref = cv2.resize(img, size, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+        assert np.abs(out.astype(float) - ref).mean() < 3.0
 
 
 def test_weighted_nms_merges_overlaps():

@@ -82,6 +82,26 @@ def test_exif_orientation_is_applied(tmp_path):
     assert load_image(tmp_path / "rot.jpg").shape == (40, 20, 3)
 
 
+def test_plain_jpegs_take_the_opencv_path_with_the_same_pixels(tmp_path, monkeypatch):
+    import cv2
+
+    calls = []
+    imdecode = cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: calls.append(1) or imdecode(*a))
+    face = face_image(3, 120)
+    face.save(tmp_path / "rgb.jpg", quality=90)
+    face.convert("L").save(tmp_path / "grey.jpg")
+    (tmp_path / "tail.jpg").write_bytes((tmp_path / "rgb.jpg").read_bytes() + b"camera data")
+    for name, fast in (("rgb.jpg", True), ("grey.jpg", True), ("tail.jpg", False)):
+        calls.clear()
+        with Image.open(tmp_path / name) as im:
+            want = np.asarray(im.convert("RGB"))
+        got = load_image(tmp_path / name)
+        assert got.shape == (120, 120, 3) and got.dtype == np.uint8, name
+        assert np.array_equal(got, want), name  # same libjpeg-turbo pixels on either path
+        assert bool(calls) == fast, name  # data after the EOI marker -> PIL
+
+
 def test_aligned_batch_continues_past_bad_files_and_keeps_the_contract(onnx_model, inputs, tmp_path, capsys):
     out = tmp_path / "out.jsonl"
     code = main(["predict", "--aligned", "--model", onnx_model[0], "--format", "jsonl", "--out", str(out),

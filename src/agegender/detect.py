@@ -92,13 +92,22 @@ def _check_image(image: np.ndarray) -> None:
 
 
 def _resize(image: np.ndarray, f: float) -> np.ndarray:
-    """Scale the detector's input by ``f``: OpenCV's area filter when shrinking (antialiased like PIL's,
-    about 10x faster: it was a third of BlazeFace's time at 640x480), bilinear when enlarging. Only what
-    the detector sees; the face crop the model sees is resized by preprocess.resize_face as in training."""
+    """Scale the detector's input by ``f``. Shrinking: exact 2x2 averages (OpenCV's integer area path)
+    while the target is at most half the size, then one bilinear step by a factor in (0.5, 1], where
+    bilinear does not alias; enlarging: bilinear. A single area resize by a non-integer factor (640 ->
+    192) cost 1.2 ms, more than the rest of BlazeFace's pre- and post-processing together; this costs
+    0.2 ms (docs/BENCHMARKS.md, end-to-end section). Dropping an odd last row or column before a halving
+    moves boxes by under a pixel. Only what the detector sees; the face crop the model sees is resized by
+    preprocess.resize_face as in training."""
     import cv2
 
     size = (max(1, round(image.shape[1] * f)), max(1, round(image.shape[0] * f)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+    while image.shape[1] >= 2 * size[0] and image.shape[0] >= 2 * size[1]:
+        h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+        image = cv2.resize(image[:h, :w], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    if image.shape[1::-1] == size:
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
 
 
 def _rescale(image: np.ndarray, max_side: int = MAX_SIDE, min_side: int = MIN_SIDE) -> tuple[np.ndarray, float]:
