@@ -36,7 +36,7 @@ from PIL import Image
 
 from agegender.bench import time_calls
 from agegender.labels import MISSING, age_group_nearest, age_group_strict
-from agegender.provenance import write_section
+from agegender.provenance import publish
 
 OPENVINO_XML = "../shared/peers/openvino_agegender_0013/FP16-INT8_age-gender-recognition-retail-0013.xml"
 CELEBA = "../shared/data/celeba_gender"
@@ -252,10 +252,7 @@ def main() -> None:
                  + ("the run trained on the other folds' CelebA people" if "celeba_gender" in trained
                     else "the run never trained on CelebA") + "):\n\n| model | gender acc % on CelebA |\n|---|---:|\n"
                  + "\n".join(f"| {name} | {100 * h / n:.1f} |" for name, (h, n) in celeba_totals.items()))
-    print(body)
-    if args.docs:
-        write_section(args.docs, f"Ours vs peer models (UTK-8 held-out folds, {Path(args.run).name})", body,
-                      "python benchmarks/peers.py " + " ".join(sys.argv[1:]))
+    publish(args.docs, f"Ours vs peer models (UTK-8 held-out folds, {Path(args.run).name})", body)
 
 
 if __name__ == "__main__":

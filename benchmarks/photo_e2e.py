@@ -26,7 +26,7 @@ from agegender.bench import time_calls  # noqa: E402
 from agegender.detect import _resize, create_detector, crop_face, face_crop_box  # noqa: E402
 from agegender.predict import load_model  # noqa: E402
 from agegender.preprocess import load_image, resize_face  # noqa: E402
-from agegender.provenance import write_section  # noqa: E402
+from agegender.provenance import publish  # noqa: E402
 
 cv2.setNumThreads(1)
 SETTINGS = {  # label -> (backend, kwargs)
@@ -117,10 +117,7 @@ def main() -> None:
             + "\n\nTwo stages against their earlier code in the same run (same photos; pixels are identical for the "
             "decode, and docs/DETECTORS.md shows the detectors' recall unchanged with the new resize):\n\n"
             + "\n".join(base))
-    print(body)
-    if args.docs:
-        write_section(args.docs, "End-to-end photo time (640x480, 1 thread)", body,
-                      "python benchmarks/photo_e2e.py " + " ".join(sys.argv[1:]))
+    publish(args.docs, "End-to-end photo time (640x480, 1 thread)", body)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from agegender.analysis import held_out_records
 from agegender.bench import time_calls
 from agegender.decode import decode_task
 from agegender.labels import MISSING, age_group_strict
-from agegender.provenance import write_section
+from agegender.provenance import publish
 from agegender.runtime import OnnxModel
 
 
@@ -100,10 +100,7 @@ def main() -> None:
             "default) and, for comparison, full-range 8-bit weights, which can saturate in int16 on CPUs "
             "without VNNI. int8 accuracy drop vs fp32: gender "
             f"{drop[0]:+.2f} points, age {drop[1]:+.2f} points (positive = int8 worse).\n\n" + "\n".join(lines))
-    print(body)
-    if args.docs:
-        write_section(args.docs, f"Export precision: fp32, fp16, int8 ({run.name})", body,
-                      "python benchmarks/precision.py " + " ".join(sys.argv[1:]))
+    publish(args.docs, f"Export precision: fp32, fp16, int8 ({run.name})", body)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from agegender.predict import iter_image_files
-from agegender.provenance import write_section
+from agegender.provenance import publish
 
 
 def rss_mb(pid: int) -> float | None:
@@ -83,10 +83,7 @@ def main() -> None:
     ratio = rows[1]["peak_mb"] / rows[0]["peak_mb"]
     body = "\n".join(lines) + (f"\n\nPeak memory on {rows[1]['files']:,} files is {ratio:.2f}x the peak on "
                                f"{rows[0]['files']:,} files (bundled model, `--aligned`, default batch 64).")
-    print(body)
-    if args.docs:
-        write_section(args.docs, "Streaming prediction memory", body,
-                      "python benchmarks/predict_memory.py " + " ".join(sys.argv[1:]))
+    publish(args.docs, "Streaming prediction memory", body)
 
 
 if __name__ == "__main__":

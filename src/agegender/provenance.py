@@ -9,6 +9,7 @@ import os
 import platform
 import re
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,3 +51,12 @@ def write_section(path: str, title: str, body: str, command: str) -> None:
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
     p.write_text(text)
+
+
+def publish(docs: str | None, title: str, body: str) -> None:
+    """A benchmark's last step: print ``body``; with ``docs``, also write it as section ``title`` there,
+    under the command line that produced it (``python benchmarks/SCRIPT ARGS``)."""
+    print(body)
+    if docs:
+        script = Path(sys.argv[0])
+        write_section(docs, title, body, " ".join(["python", f"{script.parent.name}/{script.name}", *sys.argv[1:]]))
