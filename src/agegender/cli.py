@@ -30,7 +30,11 @@ def _fc_norm(args) -> bool:
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training (defaults: the recipe's)")
-    g.add_argument("--recipe", default="paper", help="named recipe: paper (verbatim) or cpu (see docs/RESULTS.md)")
+    from agegender.config import RECIPES
+
+    g.add_argument("--recipe", default="paper", choices=list(RECIPES),
+                   help="named recipe: paper (verbatim), cpu (our schedule for this CPU), ablation (Table 3's "
+                        "short schedule); see docs/RESULTS.md")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float)
