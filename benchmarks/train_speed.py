@@ -27,9 +27,19 @@ from agegender.models import create_model
 from agegender.provenance import machine_line, write_section
 
 
+def relu_before_pool(model: torch.nn.Module) -> torch.nn.Module:
+    """The paper's literal block order, conv -> BN -> ReLU -> pool (ours pools first: same function)."""
+    for i, block in enumerate(model.features):
+        if len(block) == 4 and isinstance(block[2], torch.nn.MaxPool2d):
+            model.features[i] = torch.nn.Sequential(block[0], block[1], block[3], block[2])
+    return model
+
+
 def step_fn(channels_last: bool, bf16: bool, images, labels, batch: int, head: str, arch: str = "paper",
-            fc_norm: bool = False, compiled: bool = False):
+            fc_norm: bool = False, compiled: bool = False, literal_order: bool = False):
     model = create_model(ModelConfig(arch=arch, head=head, fc_norm=fc_norm)).train()
+    if literal_order:
+        model = relu_before_pool(model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
@@ -82,6 +92,8 @@ def main() -> int:
         "fp32 channels-last": step_fn(True, False, images_cl, labels, args.batch, args.head),
         "fp32 channels-last, FC BatchNorm": step_fn(True, False, images_cl, labels, args.batch, args.head,
                                                     fc_norm=True),
+        "same, ReLU before the pool (the paper's literal order)": step_fn(
+            True, False, images_cl, labels, args.batch, args.head, fc_norm=True, literal_order=True),
         "lite net, fp32 channels-last": step_fn(True, False, images_cl, labels, args.batch, args.head, "lite"),
         "lite net, fp32 NCHW": step_fn(False, False, images, labels, args.batch, args.head, "lite"),
         "data path only (no model)": data_only(images_cl, args.batch),

@@ -42,6 +42,34 @@ def test_table2_networks_match_their_papers():
         assert gflops_per_image(model, model.cfg.input_size) == pytest.approx(gflops, abs=1e-3)
 
 
+def test_pooling_before_relu_is_the_papers_block_exactly():
+    """Ours computes conv -> BN -> pool -> ReLU; the paper's conv -> BN -> ReLU -> pool must give the same
+    outputs and gradients (train mode, so BatchNorm uses batch statistics), with the same parameter names
+    (so checkpoints from either order load)."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    ours = create_model(ModelConfig(head="cls", fc_norm=True)).train()
+    literal = create_model(ModelConfig(head="cls", fc_norm=True)).train()
+    literal.load_state_dict(ours.state_dict())
+    for i, block in enumerate(literal.features):
+        assert [type(m) for m in block] == [nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.ReLU]
+        literal.features[i] = nn.Sequential(block[0], block[1], block[3], block[2])
+    assert list(literal.state_dict()) == list(ours.state_dict())
+    x = torch.rand(6, 3, 64, 64) * 255
+    outs, grads = [], []
+    for model in (ours, literal):
+        torch.manual_seed(1)  # same dropout masks
+        out = model(x)
+        loss = out["age"].square().sum() + out["gender"].square().sum()
+        grads.append(torch.autograd.grad(loss, [p for p in model.parameters()]))
+        outs.append(out)
+    for t in ("age", "gender"):
+        assert torch.equal(outs[0][t], outs[1][t])
+    for a, b in zip(*grads, strict=True):
+        assert torch.allclose(a, b, rtol=0, atol=1e-6 * max(1.0, b.abs().max().item()))
+
+
 @pytest.mark.parametrize("layers,expected", [(3, 9_024_066), (4, 6_010_434), (5, 8_370_754), (6, 10_731_074)])
 def test_depth_variants(layers, expected):
     assert count_parameters(create_model(ModelConfig(conv_layers=layers))) == expected
