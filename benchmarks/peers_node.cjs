@@ -56,14 +56,20 @@ function crops(file, shapes) {
 let faceres = null;
 const BGR_MEAN = [103.939, 116.779, 123.68];
 
+const CHUNK = 16; // faces per forward pass: batching is 1.2-1.7x faster per face in WASM here
+
 async function predictFaceapi(faces) {
-  // The raw crop, as face-api takes it: it pads to a square, resizes to 112x112 and normalises itself.
+  // The raw crops, as face-api takes them: it pads each to a square, resizes to 112x112 and normalises.
   const years = [];
   const female = [];
-  for (const t of faces) {
-    const r = await faceapi.nets.ageGenderNet.predictAgeAndGender(t);
-    years.push(r.age);
-    female.push(r.gender === 'female' ? r.genderProbability : 1 - r.genderProbability);
+  for (let at = 0; at < faces.length; at += CHUNK) {
+    const chunk = faces.slice(at, at + CHUNK);
+    let res = await faceapi.nets.ageGenderNet.predictAgeAndGender(chunk.length === 1 ? chunk[0] : chunk);
+    if (!Array.isArray(res)) res = [res];
+    for (const r of res) {
+      years.push(r.age);
+      female.push(r.gender === 'female' ? r.genderProbability : 1 - r.genderProbability);
+    }
   }
   return { years, female };
 }
@@ -73,16 +79,20 @@ async function predictFaceres(faces) {
   // class of 100; P(male) = the sigmoid (../shared/peers/README.md).
   const years = [];
   const female = [];
-  for (const t of faces) {
+  for (let at = 0; at < faces.length; at += CHUNK) {
+    const chunk = faces.slice(at, at + CHUNK);
     const [age, gender] = tf.tidy(() => {
-      const x = tf.image.resizeBilinear(t.toFloat(), [224, 224]).reverse(2).sub(tf.tensor1d(BGR_MEAN)).expandDims(0);
+      const x = tf.stack(chunk.map((t) => tf.image.resizeBilinear(t.toFloat(), [224, 224])))
+        .reverse(3).sub(tf.tensor1d(BGR_MEAN));
       const out = faceres.execute(x, ['age_pred/Softmax:0', 'gender_pred/Sigmoid:0']);
       return out.map((o) => o.dataSync().slice());
     });
-    const order = Array.from(age.keys()).sort((a, b) => age[b] - age[a]);
-    const [i, j] = order;
-    years.push(1 + (i * age[i] + j * age[j]) / (age[i] + age[j]));
-    female.push(1 - gender[0]);
+    for (let k = 0; k < chunk.length; k++) {
+      const p = age.subarray(100 * k, 100 * (k + 1));
+      const [i, j] = Array.from(p.keys()).sort((a, b) => p[b] - p[a]);
+      years.push(1 + (i * p[i] + j * p[j]) / (p[i] + p[j]));
+      female.push(1 - gender[k]);
+    }
   }
   return { years, female };
 }
