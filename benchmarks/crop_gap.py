@@ -1,12 +1,15 @@
 """Accuracy of detect-then-crop against the aligned crops, on held-out native 200x200 UTKFace faces.
 
-    python benchmarks/crop_gap.py --run ~/agegender-runs/tune-cls --fold 0 --data ../shared/data
+    python benchmarks/crop_gap.py --run ~/agegender-runs/cv-cls --data ../shared/data --out docs/BENCHMARKS.md
 
-The model is the run's fold checkpoint; only `utkface_200` faces that this fold never trained on are
-scored (the fold's test part, plus its validation split for a --tune-val run). Variants, all through the
-same Predictor:
+Each `utkface_200` face is scored by the model of the fold that held it out (``--folds``, default every
+finished fold of the run; a --tune-val run also counts its validation split as held out), so with all
+folds finished every face that is also in `utkface` is scored once, by a model that never saw it.
+Variants, all through the same Predictor:
   aligned-64      the 64x64 UTKFace file, as in training
-  aligned-200     the 200x200 crop resized to 64x64 (`predict --aligned`)
+  aligned-200     the 200x200 crop resized to 64x64 (`predict --aligned`: preprocess.resize_face, bicubic
+                  + JPEG q75, the way the 64x64 files were made)
+  aligned-200, bilinear   the same crop through the resize used before (PIL bilinear, no JPEG step)
   detect-bare     the detector on the 200x200 crop itself (the face fills the picture)
   detect-canvas   the crop pasted in the middle of a 600x600 noisy grey picture (a face with context)
 A detector miss counts as wrong in "all" and is left out of "detected".
@@ -20,6 +23,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from agegender.data.datasets import read_dataset
 from agegender.data.folds import assign_folds, split_train_val
@@ -27,7 +31,7 @@ from agegender.data.readers import parse_utkface_name
 from agegender.labels import GENDERS, MISSING, age_group_strict
 from agegender.predict import Predictor
 from agegender.preprocess import load_image
-from agegender.provenance import write_section
+from agegender.provenance import publish
 
 
 def held_out_names(data: Path, run: Path, fold: int, tune_val: float | None) -> set[str]:
@@ -71,41 +75,54 @@ def score(results: list, truth: list[dict]) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", required=True, help="cv run folder")
-    ap.add_argument("--fold", type=int, default=0)
+    ap.add_argument("--folds", help="comma-separated folds (default: every finished fold of the run)")
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--detector", default="default")
     ap.add_argument("--tune-val", type=float, help="the run's --tune-val (read from its results.json if done)")
-    ap.add_argument("--out", default="docs/BENCHMARKS.md")
+    ap.add_argument("--out", help="write the table as a section of this Markdown file")
     args = ap.parse_args()
     data, run = Path(args.data), Path(args.run).expanduser()
-    held = held_out_names(data, run, args.fold, args.tune_val)
-    files = sorted(p for p in (data / "utkface_200" / "crop_part1").iterdir() if p.name in held)
-    truth = [parse_utkface_name(p.name) for p in files]
-    ckpt = run / f"fold_{args.fold}" / "checkpoint"
-    aligned = Predictor(ckpt, aligned=True)
-    detecting = Predictor(ckpt, detector=args.detector)
-    variants: dict[str, list] = {"aligned-64": [], "aligned-200": [], "detect-bare": [], "detect-canvas": []}
-    for i, p in enumerate(files):
-        small = data / "utkface" / "UTKFace" / p.name
-        variants["aligned-64"].append(aligned.predict(small)[0] if small.is_file() else None)
-        variants["aligned-200"].append(aligned.predict(p)[0])
-        face = load_image(p)
-        for name, picture in (("detect-bare", face), ("detect-canvas", canvas(face, i))):
-            found = detecting.predict(picture)
-            variants[name].append(found[0] if found else None)  # highest-scoring face
-    rows = ["| variant | faces found | gender % (all) | age exact strict % (all) | gender % (detected) |",
-            "|---|---|---|---|---|"]
+    folds = ([int(f) for f in args.folds.split(",")] if args.folds
+             else sorted(int(p.parent.name.split("_")[1]) for p in run.glob("fold_*/results.json")))
+    if not folds:
+        sys.exit(f"{run}: no finished folds (pass --folds for a fold with a checkpoint)")
+    variants: dict[str, list] = {"aligned-64": [], "aligned-200": [], "aligned-200, bilinear (before)": [],
+                                 "detect-bare": [], "detect-canvas": []}
+    truth: list[dict] = []
+    detector_name = ""
+    for fold in folds:
+        held = held_out_names(data, run, fold, args.tune_val)
+        files = sorted(p for p in (data / "utkface_200" / "crop_part1").iterdir() if p.name in held)
+        truth += [parse_utkface_name(p.name) for p in files]
+        ckpt = run / f"fold_{fold}" / "checkpoint"
+        aligned = Predictor(ckpt, aligned=True)
+        detecting = Predictor(ckpt, detector=args.detector)
+        detector_name = detecting.detector.name
+        for i, p in enumerate(files):
+            small = data / "utkface" / "UTKFace" / p.name
+            variants["aligned-64"].append(aligned.predict(small)[0] if small.is_file() else None)
+            variants["aligned-200"].append(aligned.predict(p)[0])
+            face = load_image(p)
+            before = np.asarray(Image.fromarray(face).resize((64, 64), Image.Resampling.BILINEAR))
+            variants["aligned-200, bilinear (before)"].append(aligned.predict(before)[0])
+            for name, picture in (("detect-bare", face), ("detect-canvas", canvas(face, i))):
+                found = detecting.predict(picture)
+                variants[name].append(found[0] if found else None)  # highest-scoring face
+        print(f"fold {fold}: {len(files)} faces", file=sys.stderr)
+    rows = ["| variant | faces found | gender % (all) | age exact strict % (all) | gender % (detected) "
+            "| same age group as aligned-64 % |", "|---|---|---|---|---|---|"]
     for name, res in variants.items():
         s = score(res, truth)
+        same = np.mean([r is not None and r.age_group_index == a.age_group_index
+                        for r, a in zip(res, variants["aligned-64"], strict=True)])
         rows.append(f"| {name} | {s['found']}/{s['n']} | {s['gender_all']:.1f} | {s['age_strict_all']:.1f} | "
-                    f"{s['gender_detected']:.1f} |")
+                    f"{s['gender_detected']:.1f} | {100 * same:.1f} |")
     babies = sum(t["age_years"] <= 3 for t in truth)
-    body = (f"Model: `{ckpt}` (fold {args.fold}); {len(files)} held-out `utkface_200` faces "
-            f"({babies} of them aged 0-3, where gender is hardest: `utkface_200` is child-heavy, so its accuracy "
-            f"sits below the validation split's; compare the rows with each other); detector "
-            f"`{detecting.detector.name}`.\n\n" + "\n".join(rows))
-    write_section(args.out, "Detect-then-crop vs aligned crops", body, " ".join(["python", *sys.argv]))
-    print(body)
+    body = (f"Models: `{run.name}` folds {', '.join(map(str, folds))}, each on the `utkface_200` faces it held "
+            f"out: {len(truth)} faces ({babies} of them aged 0-3, where gender is hardest: `utkface_200` is "
+            "child-heavy, so its accuracy sits below the folds' test sets; compare the rows with each other); "
+            f"detector `{detector_name}`.\n\n" + "\n".join(rows))
+    publish(args.out, "Detect-then-crop vs aligned crops", body)
     return 0
 
 

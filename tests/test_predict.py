@@ -102,6 +102,21 @@ def test_plain_jpegs_take_the_opencv_path_with_the_same_pixels(tmp_path, monkeyp
         assert bool(calls) == fast, name  # data after the EOI marker -> PIL
 
 
+def test_resize_face_makes_a_crop_like_the_utkface_64px_files(tmp_path):
+    """UTKFace's 64x64 files are PIL's default resize of the 200x200 crop saved as a default-quality JPEG;
+    a 200x200 crop through resize_face must give exactly the pixels of such a file."""
+    from agegender.preprocess import resize_face
+
+    crop = face_image(5, 200)
+    # how the dataset's files were made: PIL's defaults, spelled out
+    crop.resize((64, 64), Image.Resampling.BICUBIC).save(tmp_path / "utk64.jpg", quality=75)
+    want = load_image(tmp_path / "utk64.jpg")
+    got = resize_face(np.asarray(crop), 64)
+    assert got.shape == (64, 64, 3) and got.dtype == np.uint8
+    assert np.array_equal(got, want)
+    assert np.array_equal(resize_face(want, 64), want)  # a 64x64 face is used as it is
+
+
 def test_aligned_batch_continues_past_bad_files_and_keeps_the_contract(onnx_model, inputs, tmp_path, capsys):
     out = tmp_path / "out.jsonl"
     code = main(["predict", "--aligned", "--model", onnx_model[0], "--format", "jsonl", "--out", str(out),
