@@ -223,13 +223,14 @@ def _years_to_groups(years: np.ndarray) -> np.ndarray:
 
 # --- data and scoring -------------------------------------------------------------------------------
 
-def held_out_folds(run_dir: Path) -> list[tuple[int, list, Path]]:
-    """(fold, held-out records, checkpoint) of each finished fold, rebuilt as the run chose them."""
+def held_out_folds(run_dir: Path, only: list[int] | None = None) -> list[tuple[int, list, Path]]:
+    """(fold, held-out records, checkpoint) of each finished fold (or of ``only``), rebuilt as the run chose
+    them."""
     from agegender.analysis import held_out_records
 
     results = json.loads((run_dir / "results.json").read_text())
     out = [(f["fold"], held_out_records(results, f), run_dir / f"fold_{f['fold']}" / "checkpoint")
-           for f in results["folds"]]
+           for f in results["folds"] if only is None or f["fold"] in only]
     if not out:
         sys.exit(f"{run_dir}: no finished folds")
     return out
@@ -275,6 +276,7 @@ def speed(model, crop: np.ndarray, min_seconds: float, many_threads: int) -> dic
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, help="a finished (or partly finished) `agegender cv` run folder")
+    ap.add_argument("--folds", help="comma-separated folds to score (default: every finished fold)")
     ap.add_argument("--openvino-xml", default=OPENVINO_XML)
     ap.add_argument("--min-seconds", type=float, default=3.0)
     ap.add_argument("--batch-threads", type=int, default=os.cpu_count() or 1,
@@ -292,7 +294,7 @@ def main() -> None:
     ap.add_argument("--no-speed", action="store_true", help="accuracy only (e.g. to fill the peer cache)")
     ap.add_argument("--docs", help="write the table as a section of this Markdown file")
     args = ap.parse_args()
-    folds = held_out_folds(Path(args.run))
+    folds = held_out_folds(Path(args.run), [int(f) for f in args.folds.split(",")] if args.folds else None)
     results = json.loads((Path(args.run) / "results.json").read_text())
     celeba = celeba_folds(args.celeba, results) if args.celeba else []
     totals: dict[str, dict] = {}
