@@ -50,6 +50,23 @@ def accuracy(model: OnnxModel, faces: np.ndarray, records: list) -> dict:
             "agreement_age": age, "agreement_gender": gender}
 
 
+class OpenVinoModel:
+    """The same ONNX file through the OpenVINO runtime (its CPU plugin reads ONNX, QDQ int8 included);
+    same input and outputs as OnnxModel."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        import openvino as ov
+
+        core = ov.Core()
+        config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
+        self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        self.outputs = [(o.get_any_name(), o) for o in self.compiled.outputs]
+
+    def run(self, faces: np.ndarray) -> dict[str, np.ndarray]:
+        res = self.compiled(np.ascontiguousarray(faces.transpose(0, 3, 1, 2), dtype=np.float32))
+        return {name: res[o] for name, o in self.outputs}
+
+
 def main() -> None:
     from agegender.checkpoint import load_checkpoint
     from agegender.data.faceset import build_faceset
@@ -60,6 +77,8 @@ def main() -> None:
     ap.add_argument("--fold", type=int, default=0)
     ap.add_argument("--calibration-size", type=int, default=512)
     ap.add_argument("--min-seconds", type=float, default=3.0)
+    ap.add_argument("--openvino", action="store_true",
+                    help="also run the fp32 and int8 files through the OpenVINO runtime (pip install openvino)")
     ap.add_argument("--docs")
     args = ap.parse_args()
     run = Path(args.run)
@@ -79,12 +98,18 @@ def main() -> None:
             path = Path(tmp) / f"{name.replace(' ', '_').replace(',', '')}.onnx"
             export_model(model, meta, path, precision, calibration=calib if precision == "int8" else None,
                          int8_reduce_range=reduce_range)
-            acc = accuracy(OnnxModel(path), faces, records)
-            one, many = OnnxModel(path, threads=1), OnnxModel(path, threads=os.cpu_count())
-            lat = time_calls(lambda m=one: m.run(faces[:1]), warmup=5, min_runs=50, min_seconds=args.min_seconds)
-            thr = time_calls(lambda m=many: m.run(faces[:128]), warmup=2, min_runs=5, min_seconds=args.min_seconds)
-            rows[name] = {**acc, "bytes": path.stat().st_size, "latency_ms": 1000 * statistics.median(lat),
-                               "throughput": 128 / statistics.median(thr)}
+            runtimes = [("", OnnxModel)]
+            if args.openvino and name in ("fp32", "int8"):
+                runtimes.append((", OpenVINO runtime", OpenVinoModel))
+            for suffix, runtime in runtimes:
+                acc = accuracy(runtime(path), faces, records)
+                one, many = runtime(path, threads=1), runtime(path, threads=os.cpu_count())
+                lat = time_calls(lambda m=one: m.run(faces[:1]), warmup=5, min_runs=50, min_seconds=args.min_seconds)
+                thr = time_calls(lambda m=many: m.run(faces[:128]), warmup=2, min_runs=5,
+                                 min_seconds=args.min_seconds)
+                rows[name + suffix] = {**acc, "bytes": path.stat().st_size,
+                                       "latency_ms": 1000 * statistics.median(lat),
+                                       "throughput": 128 / statistics.median(thr)}
     base = rows["fp32"]
     lines = ["| export | file MB | gender % | age exact % (strict) | same age group as fp32 % "
              "| latency ms (b1, 1 thread) | speed-up | faces/s (b128, all cores) | speed-up |",
