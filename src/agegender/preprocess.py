@@ -20,8 +20,9 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # How UTKFace's 64x64 training faces were made from the 200x200 crops, read off the files: PIL's default
 # resize (bicubic, antialiased) and a JPEG save at PIL's default quality 75 (the quantisation tables match
-# it exactly; 4:2:0). Of nine resize filters with and without that JPEG step, this pair reproduces the
-# 64x64 files most closely (docs/BENCHMARKS.md, "Detect-then-crop vs aligned crops").
+# it exactly; 4:2:0). In a session-4 check of nine PIL / OpenCV filters on 150 utkface_200 crops, this pair
+# came closest to the 64x64 files (mean abs difference 1.3 grey levels; PIL bilinear + q75: 2.6); its effect
+# on predictions is in docs/BENCHMARKS.md, "Detect-then-crop vs aligned crops".
 RESAMPLE = Image.Resampling.BICUBIC
 JPEG_QUALITY = 75
 
@@ -108,7 +109,7 @@ def resize_face(face: np.ndarray, size: int) -> np.ndarray:
     A crop of another size is made the way the training faces were: bicubic resize, then a JPEG round
     trip at quality 75. The JPEG step matters: the models learned on faces with its artefacts, and on
     held-out 200x200 UTKFace crops the fold models agreed with their own predictions on the 64x64 files
-    for 91 % of the age groups with a plain bilinear resize and 99 % with this (docs/BENCHMARKS.md). A
+    for 91 % of the age groups with a plain bilinear resize and 98 % with this (594 faces, docs/BENCHMARKS.md). A
     crop already at ``size`` is used as it is.
     """
     if face.shape[0] == size and face.shape[1] == size:
