@@ -25,7 +25,7 @@ def conv_bn_relu(cin: int, cout: int, pool: bool) -> nn.Sequential:
     """conv -> BN -> ReLU -> max-pool, computed as conv -> BN -> max-pool -> ReLU: the same function and
     the same gradients (max commutes with the monotonic ReLU; where a window is all negative both orders
     give 0 and no gradient), with the ReLU and its backward on a quarter of the values: a training step
-    of the paper net is 5-11 % faster here (docs/BENCHMARKS.md, training throughput). The parameter
+    of the paper net is about 5 % faster here (docs/BENCHMARKS.md, training throughput). The parameter
     names are those of the literal order (the pool and the ReLU have none), so checkpoints load either
     way (tests/test_models.py)."""
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout)]
