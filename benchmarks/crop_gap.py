@@ -12,6 +12,9 @@ Variants, all through the same Predictor:
   aligned-200, bilinear   the same crop through the resize used before (PIL bilinear, no JPEG step)
   detect-bare     the detector on the 200x200 crop itself (the face fills the picture)
   detect-canvas   the crop pasted in the middle of a 600x600 noisy grey picture (a face with context)
+  detect-tilted   the same picture rotated by 15 degrees (clockwise and anticlockwise in turn): a tilted head
+"box frame": the crop framed from the detector's box alone (landmarks dropped, so no rotation either), as
+before the landmark frame existed; the other detect rows use predict's framing (landmarks where calibrated).
 A detector miss counts as wrong in "all" and is left out of "detected".
 """
 
@@ -28,6 +31,7 @@ from PIL import Image
 from agegender.data.datasets import read_dataset
 from agegender.data.folds import assign_folds, split_train_val
 from agegender.data.readers import parse_utkface_name
+from agegender.detect import Detection, create_detector
 from agegender.labels import GENDERS, MISSING, age_group_strict
 from agegender.predict import Predictor
 from agegender.preprocess import load_image
@@ -48,11 +52,31 @@ def held_out_names(data: Path, run: Path, fold: int, tune_val: float | None) -> 
     return {Path(r.path).name for r in records} - trained
 
 
+TILT = 15.0
+
+
+class BoxOnly:
+    """A detector whose detections lose their landmarks: predict frames the crop from the box alone."""
+
+    def __init__(self, det) -> None:
+        self.det, self.name = det, det.name
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return [Detection(d.box, d.score) for d in self.det.detect(image)]
+
+
 def canvas(face: np.ndarray, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     pic = np.clip(rng.normal(120, 25, (600, 600, 3)), 0, 255).astype(np.uint8)
     pic[200:400, 200:400] = face
     return pic
+
+
+def tilted(picture: np.ndarray, degrees: float) -> np.ndarray:
+    import cv2
+
+    m = cv2.getRotationMatrix2D((picture.shape[1] / 2, picture.shape[0] / 2), degrees, 1.0)
+    return cv2.warpAffine(picture, m, picture.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
 def score(results: list, truth: list[dict]) -> dict:
@@ -87,7 +111,8 @@ def main() -> int:
     if not folds:
         sys.exit(f"{run}: no finished folds (pass --folds for a fold with a checkpoint)")
     variants: dict[str, list] = {"aligned-64": [], "aligned-200": [], "aligned-200, bilinear (before)": [],
-                                 "detect-bare": [], "detect-canvas": []}
+                                 "detect-bare": [], "detect-canvas, box frame (before)": [], "detect-canvas": [],
+                                 f"detect-tilted {TILT:g}, box frame (before)": [], f"detect-tilted {TILT:g}": []}
     truth: list[dict] = []
     detector_name = ""
     for fold in folds:
@@ -96,8 +121,9 @@ def main() -> int:
         truth += [parse_utkface_name(p.name) for p in files]
         ckpt = run / f"fold_{fold}" / "checkpoint"
         aligned = Predictor(ckpt, aligned=True)
-        detecting = Predictor(ckpt, detector=args.detector)
-        detector_name = detecting.detector.name
+        det = create_detector(args.detector)
+        detecting, boxing = Predictor(ckpt, detector=det), Predictor(ckpt, detector=BoxOnly(det))
+        detector_name = det.name
         for i, p in enumerate(files):
             small = data / "utkface" / "UTKFace" / p.name
             variants["aligned-64"].append(aligned.predict(small)[0] if small.is_file() else None)
@@ -105,8 +131,14 @@ def main() -> int:
             face = load_image(p)
             before = np.asarray(Image.fromarray(face).resize((64, 64), Image.Resampling.BILINEAR))
             variants["aligned-200, bilinear (before)"].append(aligned.predict(before)[0])
-            for name, picture in (("detect-bare", face), ("detect-canvas", canvas(face, i))):
-                found = detecting.predict(picture)
+            pic = canvas(face, i)
+            tilt = tilted(pic, TILT if i % 2 else -TILT)
+            for name, picture, predictor in (
+                    ("detect-bare", face, detecting),
+                    ("detect-canvas, box frame (before)", pic, boxing), ("detect-canvas", pic, detecting),
+                    (f"detect-tilted {TILT:g}, box frame (before)", tilt, boxing),
+                    (f"detect-tilted {TILT:g}", tilt, detecting)):
+                found = predictor.predict(picture)
                 variants[name].append(found[0] if found else None)  # highest-scoring face
         print(f"fold {fold}: {len(files)} faces", file=sys.stderr)
     rows = ["| variant | faces found | gender % (all) | age exact strict % (all) | gender % (detected) "

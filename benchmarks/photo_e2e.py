@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detectors import background, load_crops, paste_face  # noqa: E402
 
 from agegender.bench import time_calls  # noqa: E402
-from agegender.detect import _resize, create_detector, crop_face, face_crop_box  # noqa: E402
+from agegender.detect import _resize, create_detector, crop_face, face_crop_box, face_roll  # noqa: E402
 from agegender.predict import load_model  # noqa: E402
 from agegender.preprocess import load_image, resize_face  # noqa: E402
 from agegender.provenance import publish  # noqa: E402
@@ -102,7 +102,8 @@ def main() -> None:
                 detect = median_ms(lambda d=det, px=pixels: d.detect(px), args.runs)
 
                 def crops_of(found=found, name=name, px=pixels):
-                    return [resize_face(crop_face(px, face_crop_box(d, px.shape, name)), size) for d in found]
+                    return [resize_face(crop_face(px, face_crop_box(d, px.shape, name), face_roll(d, name)), size)
+                            for d in found]
                 crop = median_ms(crops_of, args.runs)
                 batch = np.stack(crops_of()) if found else np.zeros((0, size, size, 3), np.uint8)
                 for model_name, model in models.items():

@@ -2,7 +2,7 @@
 
     det = create_detector()                      # the default backend (see DEFAULT_BACKEND)
     for d in det.detect(rgb):                    # rgb: (H, W, 3) uint8
-        face = crop_face(rgb, face_crop_box(d, rgb.shape, det.name))
+        face = crop_face(rgb, face_crop_box(d, rgb.shape, det.name), face_roll(d, det.name))
 
 Backends (each imports its package only when created):
   haar             OpenCV's bundled frontal-face Haar cascade (opencv-python-headless < 5)
@@ -43,6 +43,16 @@ MIN_SIDE = 320
 class Detection:
     box: tuple[float, float, float, float]  # x, y, w, h in pixels of the input image
     score: float
+    # (x, y) points in input pixels where the backend gives them, in the backend's order (LANDMARKS), or None
+    landmarks: tuple[tuple[float, float], ...] | None = None
+
+
+# Each backend's landmark order; "right" is the person's right (the left one in the picture).
+LANDMARKS = {
+    "blazeface": ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear"),
+    "yunet": ("right_eye", "left_eye", "nose", "right_mouth", "left_mouth"),
+}
+LANDMARKS["blazeface_fast"] = LANDMARKS["blazeface_short"] = LANDMARKS["blazeface"]
 
 
 class Detector(Protocol):
@@ -84,6 +94,108 @@ CROP_CALIBRATION: dict[str, CropCalibration] = {
 }
 
 
+
+@dataclass(frozen=True)
+class LandmarkCalibration:
+    """Detector landmarks -> UTKFace-like square crop, more exact than the box (CropCalibration).
+
+    In the frame of the eyes (origin mid-eye, x along right eye -> left eye, y perpendicular, downwards):
+    side = side . [eye-eye, eye-mouth, sqrt(box w * h), eye-nose distances];
+    centre x = x . [nose x, mouth x, box centre x, eye-eye distance], centre y likewise with y.
+    roll: the eye line's angle (degrees) on the UTKFace crops as this backend measures it; faces are rotated
+    so that their eye line has this angle, once it differs by more than ``dead_zone`` degrees.
+    """
+
+    side: tuple[float, float, float, float]
+    x: tuple[float, float, float, float]
+    y: tuple[float, float, float, float]
+    roll: float
+    dead_zone: float
+
+
+# Fitted on the same 600 padded UTKFace crops as CROP_CALIBRATION (side: non-negative least squares;
+# centre: least squares) and printed, with the mean IoU of the crop with the true one under 2-fold
+# cross-fitting, by
+#   python benchmarks/detectors.py --data ../shared/data --out docs/DETECTORS.md
+# IoU box frame -> landmark frame: blazeface 0.900 -> 0.927, blazeface_short 0.835 -> 0.926, yunet 0.850 -> 0.909.
+_BLAZEFACE_LANDMARKS = LandmarkCalibration(
+    side=(0.9885, 0.0, 0.63, 0.0), x=(0.4964, -0.2039, 0.9918, 0.0375), y=(-0.3264, 0.8114, -0.3135, -0.0213),
+    roll=1.37, dead_zone=3.71)
+LANDMARK_CALIBRATION: dict[str, LandmarkCalibration] = {
+    "blazeface": _BLAZEFACE_LANDMARKS,
+    "blazeface_fast": _BLAZEFACE_LANDMARKS,  # the same network and boxes
+    "blazeface_short": LandmarkCalibration(
+        side=(0.9114, 0.0, 0.6765, 0.0), x=(0.6117, 0.19, 0.2463, 0.0177), y=(-0.0855, 0.61, -0.1556, -0.0033),
+        roll=0.35, dead_zone=4.42),
+    "yunet": LandmarkCalibration(
+        side=(1.2723, 0.873, 0.0, 0.5855), x=(0.426, 0.423, 0.1263, 0.0258), y=(0.473, 0.2435, 0.1124, -0.0261),
+        roll=-0.17, dead_zone=4.20),
+}
+
+# A landmark frame that strays this far from the box frame (side ratio, centre shift in sides) is a bad
+# landmark fit (profile, occlusion): the box frame is used instead.
+LANDMARK_MAX_SIDE_RATIO = 1.3
+LANDMARK_MAX_SHIFT = 0.3
+
+
+def landmark_features(det: Detection, backend: str):
+    """(mid-eye point, x unit vector, y unit vector, side features, x features, y features) of a detection
+    with landmarks, the inputs of LandmarkCalibration; None when it has none or its eyes coincide."""
+    names = LANDMARKS.get(backend)
+    if det.landmarks is None or names is None or len(det.landmarks) != len(names):
+        return None
+    pts = dict(zip(names, np.asarray(det.landmarks, dtype=np.float64)))
+    mouth = pts["mouth"] if "mouth" in pts else (pts["right_mouth"] + pts["left_mouth"]) / 2
+    eye = (pts["right_eye"] + pts["left_eye"]) / 2
+    e2e = pts["left_eye"] - pts["right_eye"]
+    d_ee = float(np.hypot(*e2e))
+    if d_ee < 1e-6:
+        return None
+    ex = e2e / d_ee
+    ey = np.array([-ex[1], ex[0]])
+    x, y, w, h = det.box
+    centre = np.array([x + w / 2, y + h / 2])
+    nose, box_c = pts["nose"] - eye, centre - eye
+    m = mouth - eye
+    side_f = np.array([d_ee, np.hypot(*m), np.sqrt(w * h), np.hypot(*nose)])
+    x_f = np.array([nose @ ex, m @ ex, box_c @ ex, d_ee])
+    y_f = np.array([nose @ ey, m @ ey, box_c @ ey, d_ee])
+    return eye, ex, ey, side_f, x_f, y_f
+
+
+def _box_frame(det: Detection, backend: str) -> tuple[float, float, float]:
+    c = CROP_CALIBRATION[backend]
+    x, y, w, h = det.box
+    return x + w * (0.5 + c.dx), y + h * (0.5 + c.dy), c.scale * float(np.sqrt(w * h))
+
+
+def _frame(det: Detection, backend: str) -> tuple[float, float, float]:
+    """Centre x, y and side of the UTKFace-like crop: from the landmarks where calibrated and sane."""
+    bx, by, bside = _box_frame(det, backend)
+    cal = LANDMARK_CALIBRATION.get(backend)
+    f = landmark_features(det, backend) if cal is not None else None
+    if f is None:
+        return bx, by, bside
+    eye, ex, ey, side_f, x_f, y_f = f
+    side = float(np.dot(cal.side, side_f))
+    cx, cy = eye + float(np.dot(cal.x, x_f)) * ex + float(np.dot(cal.y, y_f)) * ey
+    if (not 1 / LANDMARK_MAX_SIDE_RATIO <= side / bside <= LANDMARK_MAX_SIDE_RATIO
+            or np.hypot(cx - bx, cy - by) > LANDMARK_MAX_SHIFT * bside):
+        return bx, by, bside
+    return float(cx), float(cy), side
+
+
+def face_roll(det: Detection, backend: str) -> float:
+    """Degrees to rotate the crop (counter-clockwise as displayed) so that the face is as upright as the
+    UTKFace crops: 0 without calibrated landmarks and inside the dead zone."""
+    cal = LANDMARK_CALIBRATION.get(backend)
+    f = landmark_features(det, backend) if cal is not None else None
+    if f is None:
+        return 0.0
+    ex = f[1]
+    off = (float(np.degrees(np.arctan2(ex[1], ex[0]))) - cal.roll + 180.0) % 360.0 - 180.0
+    return float(np.sign(off) * max(abs(off) - cal.dead_zone, 0.0))
+
 def _check_image(image: np.ndarray) -> None:
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
             and image.shape[2] == 3 and image.shape[0] > 0 and image.shape[1] > 0):
@@ -119,15 +231,22 @@ def _rescale(image: np.ndarray, max_side: int = MAX_SIDE, min_side: int = MIN_SI
     return _resize(image, target / long_side), target / long_side
 
 
-def _finish(boxes: np.ndarray, scores: np.ndarray, factor: float, shape: tuple[int, ...]) -> list[Detection]:
-    """(N, 4) x, y, w, h boxes in resized pixels -> Detections in input pixels, clipped, best first."""
+def _finish(rows: np.ndarray, scores: np.ndarray, factor: float, shape: tuple[int, ...]) -> list[Detection]:
+    """(N, 4 + 2k) rows in resized pixels (x, y, w, h, then k landmark x, y pairs) -> Detections in input
+    pixels, boxes clipped to the picture (landmarks are not), best first."""
     h, w = shape[:2]
+    rows = np.asarray(rows, dtype=np.float64)
+    if rows.size == 0:
+        return []
+    rows = rows.reshape(len(rows), -1) / factor
     out = []
-    for (x, y, bw, bh), s in zip(np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / factor, scores):
+    for row, s in zip(rows, scores):
+        x, y, bw, bh = row[:4]
         x0, y0 = min(max(x, 0.0), w), min(max(y, 0.0), h)
         x1, y1 = min(max(x + bw, 0.0), w), min(max(y + bh, 0.0), h)
+        points = tuple((float(px), float(py)) for px, py in row[4:].reshape(-1, 2)) or None
         if x1 - x0 >= 1 and y1 - y0 >= 1:
-            out.append(Detection((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), float(s)))
+            out.append(Detection((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), float(s), points))
     return sorted(out, key=lambda d: -d.score)
 
 
@@ -200,7 +319,7 @@ class YuNetDetector:
         self._det.setInputSize((small.shape[1], small.shape[0]))
         _, faces = self._det.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
         faces = np.zeros((0, 15)) if faces is None else faces  # (N, 15): box, 5 landmarks, score
-        return _finish(faces[:, :4], faces[:, 14], f, image.shape)
+        return _finish(faces[:, :14], faces[:, 14], f, image.shape)
 
 
 # BlazeFace anchor layouts, from MediaPipe's face_detection_{short,full}_range_common.pbtxt:
@@ -234,12 +353,13 @@ def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> tuple[np.ndarray, np.ndarray]:
-    """MediaPipe's weighted NMS: each kept box is the score-weighted mean of the boxes it suppresses."""
+    """MediaPipe's weighted NMS: each kept box is the score-weighted mean of the boxes it suppresses.
+    ``boxes``: (N, 4 + 2k), x, y, w, h and landmarks, all averaged; overlap is the IoU of the boxes."""
     order = np.argsort(-scores)
     boxes, scores = boxes[order], scores[order]
     keep_b, keep_s = [], []
     alive = np.ones(len(scores), bool)
-    overlaps = _iou_matrix(boxes, boxes)
+    overlaps = _iou_matrix(boxes[:, :4], boxes[:, :4])
     for i in range(len(scores)):
         if not alive[i]:
             continue
@@ -248,7 +368,7 @@ def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> tuple[np
         w = scores[group][:, None]
         keep_b.append((boxes[group] * w).sum(0) / w.sum())
         keep_s.append(scores[i])
-    return np.array(keep_b).reshape(-1, 4), np.array(keep_s)
+    return np.array(keep_b).reshape(-1, boxes.shape[1]), np.array(keep_s)
 
 
 @contextlib.contextmanager
@@ -319,7 +439,8 @@ class BlazeFaceDetector:
                           if close_up and full else None)
 
     def _run(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One pass over the whole of ``image`` -> (N, 4) x, y, w, h boxes in its pixels, (N,) scores."""
+        """One pass over the whole of ``image`` -> (N, 16) rows in its pixels (x, y, w, h and the six
+        landmarks' x, y), (N,) scores."""
         s = self._side
         f = s / max(image.shape[:2])
         small = _resize(image, f)
@@ -327,13 +448,16 @@ class BlazeFaceDetector:
         x[0, :small.shape[0], :small.shape[1]] = small.astype(np.float32) / 127.5 - 1.0
         self._net.set_tensor(self._input, x)
         self._net.invoke()
-        raw = self._net.get_tensor(self._regressors)[0, :, :4]  # (A, 4) cx, cy, w, h offsets in input pixels
+        # (A, 16): cx, cy, w, h, then 6 landmark x, y; centre and landmarks are offsets from the anchor
+        raw = self._net.get_tensor(self._regressors)[0]
         logits = np.clip(self._net.get_tensor(self._classifiers)[0, :, 0], -80, 80)
         scores = 1.0 / (1.0 + np.exp(-logits))
         ok = scores >= self._min_score
-        cxcy = raw[ok, :2] + self._anchors[ok] * s
-        wh = raw[ok, 2:]
-        return np.concatenate([cxcy - wh / 2, wh], axis=1) / f, scores[ok]
+        anchors = self._anchors[ok] * s
+        cxcy = raw[ok, :2] + anchors
+        wh = raw[ok, 2:4]
+        points = raw[ok, 4:].reshape(-1, 6, 2) + anchors[:, None]
+        return np.concatenate([cxcy - wh / 2, wh, points.reshape(-1, 12)], axis=1) / f, scores[ok]
 
     def _tiles(self, h: int, w: int) -> list[tuple[int, int, int]]:
         """x, y, side of overlapping square tiles (at least a third overlap) covering an h x w picture."""
@@ -354,14 +478,15 @@ class BlazeFaceDetector:
             # A face cut by an inner tile edge gives a partial box: drop it, another pass sees it whole.
             cut = (((b[:, 0] < 2) & (x > 0)) | ((b[:, 1] < 2) & (y > 0))
                    | ((b[:, 0] + b[:, 2] > t - 2) & (x + t < w)) | ((b[:, 1] + b[:, 3] > t - 2) & (y + t < h)))
-            passes.append((b[~cut] + [x, y, 0, 0], sc[~cut]))
+            shift = np.array([x, y, 0, 0] + [x, y] * 6, dtype=b.dtype)
+            passes.append((b[~cut] + shift, sc[~cut]))
         boxes, scores = _weighted_nms(np.concatenate([p[0] for p in passes]), np.concatenate([p[1] for p in passes]),
                                       self._nms_iou)
         if self._close_up is not None:
             # Short-range boxes only where the full-range model found nothing: its boxes are framed a little
             # differently, and averaging the two would blur the crop calibration.
             b, sc = _weighted_nms(*self._close_up._run(small), self._nms_iou)
-            new = _iou_matrix(b, boxes).max(axis=1, initial=0.0) <= self._nms_iou
+            new = _iou_matrix(b[:, :4], boxes[:, :4]).max(axis=1, initial=0.0) <= self._nms_iou
             boxes, scores = np.concatenate([boxes, b[new]]), np.concatenate([scores, sc[new]])
         return _finish(boxes, scores, f, image.shape)
 
@@ -408,7 +533,8 @@ def create_detector(name: str = "default", **kw) -> Detector:
 
 
 def face_crop_box(det: Detection, image_shape: tuple[int, ...], backend: str) -> tuple[int, int, int, int]:
-    """The square x, y, w, h crop around a detection that frames the face like a UTKFace aligned crop.
+    """The square x, y, w, h crop around a detection that frames the face like a UTKFace aligned crop:
+    from the detector's landmarks where the backend has a LandmarkCalibration, else from its box.
 
     The box may extend past the image border (``crop_face`` pads it). ``image_shape`` is checked against
     the detection, so that a detection from another image is not silently used.
@@ -419,18 +545,27 @@ def face_crop_box(det: Detection, image_shape: tuple[int, ...], backend: str) ->
     ih, iw = image_shape[:2]
     if w <= 0 or h <= 0 or x < -0.5 or y < -0.5 or x + w > iw + 0.5 or y + h > ih + 0.5:
         raise ValueError(f"detection box {det.box} does not lie inside an image of shape {tuple(image_shape)}")
-    c = CROP_CALIBRATION[backend]
-    side = max(1, round(c.scale * np.sqrt(w * h)))
-    cx, cy = x + w * (0.5 + c.dx), y + h * (0.5 + c.dy)
+    cx, cy, side = _frame(det, backend)
+    side = max(1, round(side))
     return round(cx - side / 2), round(cy - side / 2), side, side
 
 
-def crop_face(image: np.ndarray, crop_box: tuple[int, int, int, int]) -> np.ndarray:
-    """RGB uint8 (h, w, 3) crop of ``image``; parts of the box outside the image repeat the edge pixels."""
+def crop_face(image: np.ndarray, crop_box: tuple[int, int, int, int], angle: float = 0.0) -> np.ndarray:
+    """RGB uint8 (h, w, 3) crop of ``image``; parts of the box outside the image repeat the edge pixels.
+
+    ``angle`` (degrees, ``face_roll``): the picture is first rotated counter-clockwise by it about the
+    box centre (bilinear), so a tilted face comes out upright.
+    """
     _check_image(image)
     x, y, w, h = (int(v) for v in crop_box)
     if w <= 0 or h <= 0:
         raise ValueError(f"crop box {crop_box} has no area")
+    if angle:
+        import cv2
+
+        m = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), float(angle), 1.0)
+        m[:, 2] -= (x, y)
+        return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     rows = np.clip(np.arange(y, y + h), 0, image.shape[0] - 1)
     cols = np.clip(np.arange(x, x + w), 0, image.shape[1] - 1)
     return np.ascontiguousarray(image[rows[:, None], cols[None, :]])

@@ -76,22 +76,26 @@ def load_model(model: str | os.PathLike | None = None, threads: int | None = Non
 
 
 class Predictor:
-    """Joins a face detector and the age/gender model. ``aligned=True``: inputs are face crops already."""
+    """Joins a face detector and the age/gender model. ``aligned=True``: inputs are face crops already.
 
-    def __init__(self, model: str | os.PathLike | None = None, detector: str | None = "default",
+    ``detector``: a backend name or YuNet .onnx path (``agegender.detect.create_detector``), or an object
+    with the ``Detector`` interface whose ``name`` is a backend with a crop calibration.
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, detector: object = "default",
                  aligned: bool = False, threads: int | None = None, batch_size: int = 64):
         self.model = load_model(model, threads)
         self.aligned = aligned
         self.batch_size = batch_size
-        self.detector_name = detector
-        self._detector = None
+        self.detector_name = detector if detector is None or isinstance(detector, str | os.PathLike) else None
+        self._detector = None if self.detector_name is not None or detector is None else detector
 
     @property
     def detector(self):
         if self._detector is None:
             from agegender.detect import create_detector
 
-            self._detector = create_detector(self.detector_name or "default")
+            self._detector = create_detector(str(self.detector_name or "default"))
         return self._detector
 
     # --- single image -----------------------------------------------------------------------------
@@ -166,11 +170,12 @@ class Predictor:
         size = self.model.size
         if self.aligned:
             return [resize_face(pixels, size)], [(None, None)]
-        from agegender.detect import crop_face, face_crop_box
+        from agegender.detect import crop_face, face_crop_box, face_roll
 
         faces, boxes = [], []
+        name = self.detector.name
         for det in self.detector.detect(pixels):
-            crop = crop_face(pixels, face_crop_box(det, pixels.shape, self.detector.name))
+            crop = crop_face(pixels, face_crop_box(det, pixels.shape, name), face_roll(det, name))
             faces.append(resize_face(crop, size))
             boxes.append(([round(float(v), 1) for v in det.box], round(float(det.score), 4)))
         return faces, boxes
