@@ -153,7 +153,10 @@ def main() -> int:
     body = (f"Models: `{run.name}` folds {', '.join(map(str, folds))}, each on the `utkface_200` faces it held "
             f"out: {len(truth)} faces ({babies} of them aged 0-3, where gender is hardest: `utkface_200` is "
             "child-heavy, so its accuracy sits below the folds' test sets; compare the rows with each other); "
-            f"detector `{detector_name}`.\n\n" + "\n".join(rows))
+            f"detector `{detector_name}`. detect-canvas: the face pasted in a 600x600 noisy picture; detect-tilted: "
+            f"that picture turned {TILT:g} degrees (each way in turn). \"box frame\": the crop framed from the "
+            "detector's box alone, as before; the other detect rows frame it from the landmarks and level the eye "
+            "line (`detect.face_crop_box`, `face_roll`), as `predict` does.\n\n" + "\n".join(rows))
     publish(args.out, "Detect-then-crop vs aligned crops", body)
     return 0
 

@@ -408,7 +408,7 @@ def write_report(path: Path, args, argv: list[str], scenes, n_crops, results, ca
     if fitted:
         lines += [
             "",
-            "Landmark frame (`LandmarkCalibration`): least squares over the crops found, in the frame of the "
+            "Landmark frame (`LandmarkCalibration`): least squares over the crops found (non-negative for the side), in the frame of the "
             "eyes (see its docstring); IoU cross-fitted = fitted on the even crops and scored on the odd ones "
             "and the other way round, so it carries no optimism. roll: median angle of the eye line (degrees); "
             "dead zone: 90th percentile of its spread, the detector's own noise on these upright faces; "
@@ -483,7 +483,8 @@ def main(argv: list[str]) -> None:
     if not args.no_calibration:
         for label, det in dets.items():
             calib[label] = calibrate(det, crops)
-            print(label, {k: round(v, 3) for k, v in calib[label].items()}, flush=True)
+            print(label, {k: round(v, 3) if isinstance(v, float) else v for k, v in calib[label].items()},
+                  flush=True)
     print(write_report(args.out, args, argv, scenes, len(crops), results, calib, natural, skipped))
 
 

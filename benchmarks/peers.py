@@ -245,13 +245,24 @@ def celeba_folds(root: str, results: dict) -> list:
     return list(zip(records, assign_folds(records, results["k"], seed=results["fold_seed"]), strict=True))
 
 
+# Gender accuracy is also split by true age: a child's gender is much harder to see than an adult's, and
+# the split shows where a peer's lead (or ours) comes from.
+GENDER_BANDS = (("0-12", 0, 12), ("13-19", 13, 19), ("20+", 20, 200))
+
+
 def score(age: np.ndarray, gender: np.ndarray, records: list) -> dict:
-    strict = np.array([age_group_strict(r.label("age_years")) for r in records])
+    years = np.array([r.label("age_years") for r in records])
+    strict = np.array([age_group_strict(y) for y in years])
     true_gender = np.array([r.label("gender") for r in records])
     ok = strict != MISSING
-    return {"gender_hits": int((gender == true_gender).sum()), "gender_n": len(records),
-            "age_hits": int((age[ok] == strict[ok]).sum()), "age_1off": int((np.abs(age[ok] - strict[ok]) <= 1).sum()),
-            "age_n": int(ok.sum())}
+    out = {"gender_hits": int((gender == true_gender).sum()), "gender_n": len(records),
+           "age_hits": int((age[ok] == strict[ok]).sum()), "age_1off": int((np.abs(age[ok] - strict[ok]) <= 1).sum()),
+           "age_n": int(ok.sum())}
+    for band, lo, hi in GENDER_BANDS:
+        inside = (years >= lo) & (years <= hi)
+        out[f"gender_hits_{band}"] = int((gender[inside] == true_gender[inside]).sum())
+        out[f"gender_n_{band}"] = int(inside.sum())
+    return out
 
 
 def predict_all(model, crops: list[np.ndarray], batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -323,21 +334,27 @@ def main() -> None:
                 if model.name not in speeds and not args.no_speed:
                     speeds[model.name] = speed(model, crops[0], args.min_seconds, args.batch_threads)
     ours_name = next(n for n in totals if n.startswith("ours"))
-    lines = ["| model | gender acc % | age exact % (strict) | age 1-off % (strict) | latency ms, batch 1, 1 thread "
-             f"| x ours | faces/s, batch 64, {args.batch_threads} thread(s) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    bands = " / ".join(b for b, _, _ in GENDER_BANDS)
+    lines = [f"| model | gender acc % | gender % by true age {bands} | age exact % (strict) | age 1-off % (strict) "
+             f"| latency ms, batch 1, 1 thread | x ours | faces/s, batch 64, {args.batch_threads} thread(s) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, t in totals.items():
         gender, age, off = (100 * t[k] / t[n] for k, n in (("gender_hits", "gender_n"), ("age_hits", "age_n"),
                                                             ("age_1off", "age_n")))
+        by_band = " / ".join(f"{100 * t[f'gender_hits_{b}'] / max(t[f'gender_n_{b}'], 1):.1f}"
+                             for b, _, _ in GENDER_BANDS)
         if name in speeds:
             sp = speeds[name]
             timing = (f"{sp['latency_ms']:.3f} | {sp['latency_ms'] / speeds[ours_name]['latency_ms']:.2f} "
                       f"| {sp['throughput']:.0f}")
         else:
             timing = "not timed | | "
-        lines.append(f"| {name} | {gender:.1f} | {age:.1f} | {off:.1f} | {timing} |")
+        lines.append(f"| {name} | {gender:.1f} | {by_band} | {age:.1f} | {off:.1f} | {timing} |")
     n = sum(len(r) for _, r, _ in folds)
+    band_n = " / ".join(f"{totals[ours_name][f'gender_n_{b}']:,}" for b, _, _ in GENDER_BANDS)
     body = (f"Held-out faces of folds {', '.join(str(f) for f, _, _ in folds)} of `{Path(args.run).name}` "
-            f"({n:,} faces; age scored on the {totals[ours_name]['age_n']:,} whose age lies inside a group). "
+            f"({n:,} faces, {band_n} of them aged {bands}; age scored on the {totals[ours_name]['age_n']:,} whose "
+            "age lies inside a group). "
             "OpenVINO 0013 was trained on ages 18-75 only: children are outside its range by design.\n\n"
             + "\n".join(lines))
     if celeba_totals:
