@@ -28,6 +28,7 @@ ours through ONNX Runtime (fp32 export of the fold model) and each peer through 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -187,8 +188,9 @@ class NodePeer:
 
 
 class PeerCache:
-    """Peer predictions by (peer, file, size, mtime) in a JSON file: the peers never change, so a second
-    `peers.py` run (another cv run, more folds) only predicts faces it has not seen. Ours is never cached."""
+    """Peer predictions by (peer, file, size, content digest) in a JSON file: the peers never change, so a
+    second `peers.py` run (another cv run, more folds) only predicts faces it has not seen. Ours is never
+    cached. The digest, not the file time: a fresh copy of the data (a new session) keeps its hits."""
 
     def __init__(self, path: Path | None):
         self.path = path
@@ -196,8 +198,8 @@ class PeerCache:
 
     @staticmethod
     def key(record) -> str:
-        st = os.stat(record.path)
-        return f"{record.path}|{st.st_size}|{st.st_mtime_ns}"
+        data = Path(record.path).read_bytes()
+        return f"{record.path}|{len(data)}|{hashlib.blake2b(data, digest_size=12).hexdigest()}"
 
     def predict(self, model, records: list, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         if self.path is None or isinstance(model, Ours):
