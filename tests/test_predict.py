@@ -161,3 +161,27 @@ def test_predict_arrays(onnx_model):
     assert [r.face for r in predictor.predict_faces(faces)] == [0, 1, 2]
     with pytest.raises(ImageError, match="expected an RGB"):
         predictor.predict(np.zeros((4, 4), np.float32))
+
+
+def test_predictor_takes_a_detector_object_and_levels_its_faces(onnx_model, monkeypatch):
+    from agegender import detect
+
+    picture = np.asarray(face_image(0, 300))
+    seen = []
+
+    class Fixed:
+        name = "blazeface"
+
+        def detect(self, image):
+            seen.append(image.shape)
+            # eyes 60 px apart, the person's left one 30 px lower: a face tilted about 27 degrees
+            points = ((120.0, 120.0), (180.0, 150.0), (150.0, 160.0), (140.0, 190.0), (90.0, 130.0), (210.0, 170.0))
+            return [detect.Detection((90.0, 90.0, 140.0, 140.0), 0.9, points)]
+
+    rolls = []
+    real_roll = detect.face_roll
+    monkeypatch.setattr(detect, "face_roll", lambda d, b: rolls.append(real_roll(d, b)) or rolls[-1])
+    (face,) = Predictor(onnx_model[0], detector=Fixed()).predict(picture)
+    assert seen == [picture.shape] and face.box == [90.0, 90.0, 140.0, 140.0] and face.det_score == 0.9
+    cal = detect.LANDMARK_CALIBRATION["blazeface"]
+    assert rolls and rolls[0] == pytest.approx(np.degrees(np.arctan2(30, 60)) - cal.roll - cal.dead_zone, abs=0.01)
