@@ -34,7 +34,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
     g.add_argument("--recipe", default="paper", choices=list(RECIPES),
                    help="named recipe: paper (verbatim), cpu (our schedule for this CPU), ablation (Table 3's "
-                        "short schedule); see docs/RESULTS.md")
+                        "short schedule), finetune (a second stage after --init); see docs/RESULTS.md")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float)
@@ -51,6 +51,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--teacher", help="knowledge distillation from a cls-head teacher: train: its checkpoint "
                                      "folder; cv: a finished cv run with the same folds (fold K learns from "
                                      "its fold K)")
+    g.add_argument("--init", help="start from the weights of the same model (fine-tuning): train: its checkpoint "
+                                  "folder; cv: a finished cv run with the same folds (fold K starts from its "
+                                  "fold K); pair with --recipe finetune")
     g.add_argument("--distill-weight", type=float, help="weight of the teacher term (default 0.5)")
     g.add_argument("--distill-temperature", type=float, help="softmax temperature (default 2)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -75,7 +78,8 @@ def _train_config(args):
                   bf16=args.bf16, channels_last=args.channels_last, threads=args.threads, seed=args.seed,
                   distill_weight=getattr(args, "distill_weight", None),
                   distill_temperature=getattr(args, "distill_temperature", None),
-                  teacher=getattr(args, "teacher", None) if getattr(args, "command", "") == "train" else None)
+                  teacher=getattr(args, "teacher", None) if getattr(args, "command", "") == "train" else None,
+                  init=getattr(args, "init", None) if getattr(args, "command", "") == "train" else None)
 
 
 def _configs(args):
@@ -133,7 +137,7 @@ def cmd_cv(args) -> int:
     results = run_cv(records, info, model_cfg, train_cfg, args.out, k=args.folds, fold_seed=args.fold_seed,
                      only_folds=only, tune_val=args.tune_val, eval_every=args.eval_every,
                      command=args.command_line, progress=not args.no_progress,
-                     splits=splits, extras=extras, teacher_run=args.teacher, log=_log)
+                     splits=splits, extras=extras, teacher_run=args.teacher, init_run=args.init, log=_log)
     if dist_info()[0] != 0:
         return 0
     print(format_summary(results["summary"]))
@@ -146,8 +150,8 @@ def cmd_ablation(args) -> int:
     from agegender.data.datasets import read_dataset
     from agegender.provenance import write_section
 
-    if args.teacher:
-        raise ValueError("--teacher: the ablation compares architectures trained from labels alone")
+    if args.teacher or args.init:
+        raise ValueError("--teacher / --init: the ablation compares architectures trained from labels alone")
     train_cfg = _train_config(args)
     rows = select_rows([r for r in args.rows.split(",") if r] if args.rows else None)
     if not args.table_only:

@@ -69,6 +69,9 @@ class TrainConfig:
     teacher: str = ""
     distill_weight: float = 0.5
     distill_temperature: float = 2.0
+    # Fine-tuning: a checkpoint folder of the same model whose weights start the run (not its optimizer
+    # state or epoch count). "" = from scratch.
+    init: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "lr_step_epochs", tuple(self.lr_step_epochs))
@@ -93,6 +96,11 @@ RECIPES: dict[str, dict] = {
     # UTK-8 fold costs 8 on one core): 2 epochs, lr / 10 for the last quarter, clipping for every row
     # because the reg rows need it (docs/RESULTS.md, "Table 3").
     "ablation": {"lr": 0.01, "warmup_epochs": 0.25, "epochs": 2, "lr_step_epochs": (1.5,), "grad_clip": 1.0},
+    # Second stage of the default model (with --init, a model trained by "cpu" on UTKFace, and --extra
+    # CelebA): the "cpu" schedule's shape in a third of its epochs, a warm restart at its starting lr.
+    # Chosen by reasoning, not on any test fold: a from-scratch run on UTKFace + CelebA costs 3x more
+    # per fold, and the first stage is exactly the cv-cls run already finished.
+    "finetune": {"lr": 0.01, "warmup_epochs": 0.5, "epochs": 5, "lr_step_epochs": (2,)},
 }
 
 

@@ -41,7 +41,7 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
            tune_val: float = 0.0, eval_every: int = 0, command: str = "", progress: bool = True,
            splits: list[tuple[np.ndarray, np.ndarray]] | None = None,
            extras: list[tuple[str, list[Record]]] = (), teacher_run: str | os.PathLike | None = None,
-           log=print) -> dict:
+           init_run: str | os.PathLike | None = None, log=print) -> dict:
     """Train and test each fold; write ``out/fold_K/results.json`` and ``out/results.json``.
 
     Folds whose results exist are skipped (resume); an interrupted fold resumes from its checkpoint.
@@ -53,7 +53,8 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
     every extra's training part, and each extra's held-out part is scored separately
     (``extra_metrics``); the headline metrics stay those of the main dataset's test fold.
     ``teacher_run``: a finished cv run (cls heads) with the same folds; fold K distils from its fold K,
-    which never saw fold K's test faces.
+    which never saw fold K's test faces. ``init_run``: likewise, fold K starts from the weights of its
+    fold K (fine-tuning, e.g. on more data).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -117,7 +118,9 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
                       for name, _, f in extra_sets))
         fold_cfg = train_cfg
         if teacher_run is not None:
-            fold_cfg = dataclasses.replace(train_cfg, teacher=str(teacher_fold(teacher_run, fold, k, fold_seed)))
+            fold_cfg = dataclasses.replace(fold_cfg, teacher=str(run_fold(teacher_run, fold, k, fold_seed, "teacher")))
+        if init_run is not None:
+            fold_cfg = dataclasses.replace(fold_cfg, init=str(run_fold(init_run, fold, k, fold_seed, "init")))
         started = time.perf_counter()
         res = fit(model_cfg, fold_cfg, train_set, fold_dir, faces.subset(test_idx),
                   resume=True, eval_every=eval_every, progress=progress, log=log)
@@ -147,17 +150,18 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
     return write_summary()
 
 
-def teacher_fold(run: str | os.PathLike, fold: int, k: int, fold_seed: int) -> Path:
-    """The checkpoint of a teacher run's fold ``fold``, after checking it is finished and split alike."""
+def run_fold(run: str | os.PathLike, fold: int, k: int, fold_seed: int, role: str = "teacher") -> Path:
+    """The checkpoint of another cv run's fold ``fold`` (a teacher, or the weights to start from), after
+    checking it is finished and split alike, so that it never saw this fold's test faces."""
     run = Path(run)
     done = run / f"fold_{fold}" / RESULTS
     if not done.is_file():
-        raise FileNotFoundError(f"teacher run {run}: fold {fold} is not finished ({done} missing)")
+        raise FileNotFoundError(f"{role} run {run}: fold {fold} is not finished ({done} missing)")
     summary = run / RESULTS
     if summary.is_file():
         info = json.loads(summary.read_text())
         if (info.get("k"), info.get("fold_seed")) != (k, fold_seed):
-            raise ValueError(f"teacher run {run}: folds k={info.get('k')} seed={info.get('fold_seed')}, this run "
+            raise ValueError(f"{role} run {run}: folds k={info.get('k')} seed={info.get('fold_seed')}, this run "
                              f"k={k} seed={fold_seed}: its fold {fold} may have trained on this fold's test faces")
     return run / f"fold_{fold}" / "checkpoint"
 

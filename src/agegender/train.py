@@ -72,6 +72,9 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: FaceSet, out_
         start_epoch = int(meta["epoch"])
         history = meta.get("history", [])
         log(f"resuming {out} after epoch {start_epoch}")
+    elif train_cfg.init:
+        init_from(model, model_cfg, train_cfg.init)
+        log(f"initialised from {train_cfg.init}")
     ddp_model: nn.Module = model
     if world > 1:
         ddp_model = nn.parallel.DistributedDataParallel(model)
@@ -110,6 +113,21 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: FaceSet, out_
     if eval_set is not None and not metrics and rank == 0:
         metrics, _ = evaluate(model, eval_set, bf16=train_cfg.bf16, channels_last=train_cfg.channels_last)
     return {"metrics": metrics, "history": history, "model": model}
+
+
+def init_from(model: nn.Module, model_cfg: ModelConfig, folder: str) -> None:
+    """Load the weights of checkpoint ``folder`` into ``model``; the two must be the same model."""
+    from safetensors.torch import load_file
+
+    found = find_checkpoint(folder)
+    if found is None:
+        raise FileNotFoundError(f"--init {folder}: no checkpoint found there")
+    theirs = ModelConfig.from_dict(read_meta(found)["model"])
+    if theirs != model_cfg:
+        ours = model_cfg.to_dict()
+        diff = ", ".join(f"{k} {v} there, {ours[k]} here" for k, v in theirs.to_dict().items() if ours[k] != v)
+        raise ValueError(f"--init {folder}: another model ({diff})")
+    model.load_state_dict(load_file(str(found / "model.safetensors")))
 
 
 def teacher_targets(folder: str, model_cfg: ModelConfig, train_set: FaceSet, channels_last: bool,
