@@ -108,6 +108,19 @@ def test_ablation_runs_rows_fold_major_resumes_and_writes_table(tmp_path, capsys
     saved = json.loads((out / "multi-cls-4conv" / "results.json").read_text())
     assert saved["summary"]["folds_done"] == [0, 1]
     assert "| 2/2 |" in docs.read_text()
+    # short vs long schedule: a cv run of the same net (2 epochs) beside the ablation row, fold by fold
+    long = tmp_path / "cv-cls"
+    assert main(["cv", "--dataset", "utkface", "--data-root", str(root), "--folds", "2", "--only-folds", "1",
+                 "--head", "cls", "--epochs", "2", "--batch-size", "8", "--threads", "1", "--no-progress",
+                 "--out", str(long)]) == 0
+    assert main(args[:8] + ["1"] + args[9:] + ["--table-only", "--long", str(long)]) == 0
+    text = docs.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| multi-cls-4conv | 1 |"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    long_fold = json.loads((long / "fold_1" / "results.json").read_text())["metrics"]
+    assert cells[2] == "1" and cells[5] == "2" and cells[6] == f"{long_fold['gender_acc']:.1f}"
+    assert not any(line.startswith("| multi-cls-4conv | 0 |") for line in text.splitlines())  # fold 0: no long run
+    assert main(args[:8] + ["1"] + args[9:] + ["--table-only", "--long", str(out / "age-3conv")]) == 2
 
 
 def test_parallel_only_folds_runs_keep_each_others_folds(tmp_path, monkeypatch):

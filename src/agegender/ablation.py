@@ -78,6 +78,33 @@ def _cell(folds: list[dict], key: str) -> str:
     return f"{s['mean']:.1f} ± {s['std']:.1f}"
 
 
+def schedule_table(out_dir: str | os.PathLike, long_runs: list[str | os.PathLike]) -> str:
+    """Markdown: the multi-task rows at the ablation's short schedule against full cv runs of the same net
+    and head (the headline schedule), fold by fold, on the folds both have finished."""
+    out = Path(out_dir)
+    lines = ["| net | fold | short: epochs | gender % | age exact % (strict) | long: epochs | gender % "
+             "| age exact % (strict) | long - short, gender / age |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for run in long_runs:
+        summary = json.loads((Path(run) / RESULTS).read_text())
+        model = ModelConfig.from_dict(summary["model"])
+        row = next((r for r in ROWS if len(r.tasks) > 1 and r.tasks == model.tasks and r.head == model.head
+                    and r.conv_layers == model.conv_layers), None)
+        if row is None or model.arch != "paper":
+            raise ValueError(f"{run}: a {model.arch} {model.head} run with tasks {','.join(model.tasks)}: no "
+                             "multi-task ablation row trains that net")
+        short = {f["fold"]: f for f in load_row_folds(out / row.name)}
+        for long in sorted(load_row_folds(Path(run)), key=lambda f: f["fold"]):
+            s = short.get(long["fold"])
+            if s is None:
+                continue
+            a, b = s["metrics"], long["metrics"]
+            lines.append(f"| {row.name} | {long['fold']} | {s['epochs']} | {a['gender_acc']:.1f} "
+                         f"| {a['age_strict_exact']:.1f} | {long['epochs']} | {b['gender_acc']:.1f} "
+                         f"| {b['age_strict_exact']:.1f} | {b['gender_acc'] - a['gender_acc']:+.1f} / "
+                         f"{b['age_strict_exact'] - a['age_strict_exact']:+.1f} |")
+    return "\n".join(lines)
+
+
 def ablation_table(out_dir: str | os.PathLike, rows: tuple[AblationRow, ...] = ROWS, k: int = 5) -> str:
     """Markdown: one line per row, mean ± std over its finished folds (and how many)."""
     out = Path(out_dir)

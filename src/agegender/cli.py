@@ -162,6 +162,11 @@ def cmd_ablation(args) -> int:
                      folds=folds, fold_seed=args.fold_seed, command=args.command_line,
                      progress=not args.no_progress, log=_log)
     table = ablation_table(args.out, rows, k=args.folds)
+    if args.long:
+        from agegender.ablation import schedule_table
+
+        table += ("\n\nThe multi-task rows' short schedule against full cross-validation runs of the same net "
+                  "(the headline schedule), on the folds both have finished:\n\n" + schedule_table(args.out, args.long))
     print(table)
     if args.docs:
         write_section(args.docs, args.section, table, args.command_line)
@@ -399,6 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only-folds", help="comma-separated fold indices to run (default: all)")
     p.add_argument("--out", required=True, help="ablation folder: one cv run per row; finished folds are skipped")
     p.add_argument("--table-only", action="store_true", help="only (re)write the table from finished folds")
+    p.add_argument("--long", action="append", default=[], metavar="CV_RUN",
+                   help="a cv run of a multi-task row's net at the longer headline schedule (e.g. cv-cls, "
+                        "cv-reg): the table then shows short vs long fold by fold")
     p.add_argument("--docs", help="write the table as a dated section of this Markdown file")
     p.add_argument("--section", default="Table 3: ablation (UTK-8, 5 folds)")
     p.set_defaults(func=cmd_ablation)
