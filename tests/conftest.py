@@ -18,3 +18,15 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return SHARED
+
+
+@pytest.fixture
+def small_faces(tmp_path):
+    """24 synthetic 32x32 UTKFace faces as a FaceSet, for short fit() runs."""
+    from fixtures import make_utkface
+
+    from agegender.data.datasets import read_dataset
+    from agegender.data.faceset import build_faceset
+
+    records, _ = read_dataset("utkface", str(make_utkface(tmp_path / "utk", n=24, size=32)), verbose=False)
+    return build_faceset(records, 32, tag="test", progress=False)

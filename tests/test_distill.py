@@ -9,8 +9,6 @@ from fixtures import make_utkface
 from agegender.checkpoint import read_meta
 from agegender.cli import main
 from agegender.config import ModelConfig, TrainConfig
-from agegender.data.datasets import read_dataset
-from agegender.data.faceset import build_faceset
 from agegender.losses import TEACHER, distill_loss
 from agegender.train import fit
 
@@ -31,35 +29,29 @@ def test_distill_loss_is_zero_at_the_teacher_and_pulls_towards_it():
     assert float(none) == 0.0 and parts == {}
 
 
-@pytest.fixture
-def faces(tmp_path):
-    records, _ = read_dataset("utkface", str(make_utkface(tmp_path / "utk", n=24, size=32)), verbose=False)
-    return build_faceset(records, 32, tag="test", progress=False)
-
-
 def _cfg(**kw):
     return TrainConfig(**{"epochs": 1, "batch_size": 8, "lr": 0.01, "threads": 1, **kw})
 
 
-def test_student_trains_on_teacher_logits_and_records_its_teacher(faces, tmp_path):
+def test_student_trains_on_teacher_logits_and_records_its_teacher(small_faces, tmp_path):
     cfg = ModelConfig(arch="paper", head="cls", input_size=32, fc_width=16)
-    fit(cfg, _cfg(), faces, tmp_path / "teacher", progress=False)
+    fit(cfg, _cfg(), small_faces, tmp_path / "teacher", progress=False)
     student = ModelConfig(arch="lite", head="cls", input_size=32)
     lines = []
-    res = fit(student, _cfg(teacher=str(tmp_path / "teacher" / "checkpoint")), faces, tmp_path / "student",
+    res = fit(student, _cfg(teacher=str(tmp_path / "teacher" / "checkpoint")), small_faces, tmp_path / "student",
               progress=False, log=lines.append)
-    assert any(line.startswith("teacher ") and f"{len(faces)} training faces" in line for line in lines)
+    assert any(line.startswith("teacher ") and f"{len(small_faces)} training faces" in line for line in lines)
     row = res["history"][-1]
     assert row["loss_distill_age"] > 0 and row["loss_distill_gender"] > 0
     meta = read_meta(tmp_path / "student" / "checkpoint")
     assert meta["train"]["teacher"].endswith("teacher/checkpoint") and meta["train"]["distill_weight"] == 0.5
 
 
-def test_a_regression_teacher_is_refused(faces, tmp_path):
-    fit(ModelConfig(head="reg", input_size=32, fc_width=16), _cfg(), faces, tmp_path / "reg", progress=False)
+def test_a_regression_teacher_is_refused(small_faces, tmp_path):
+    fit(ModelConfig(head="reg", input_size=32, fc_width=16), _cfg(), small_faces, tmp_path / "reg", progress=False)
     with pytest.raises(ValueError, match="distillation needs cls heads"):
         fit(ModelConfig(arch="lite", head="cls", input_size=32),
-            _cfg(teacher=str(tmp_path / "reg" / "checkpoint")), faces, tmp_path / "student", progress=False)
+            _cfg(teacher=str(tmp_path / "reg" / "checkpoint")), small_faces, tmp_path / "student", progress=False)
 
 
 def test_cv_distils_fold_k_from_the_teacher_runs_fold_k(tmp_path, capsys):

@@ -10,46 +10,38 @@ from safetensors.torch import load_file
 from agegender.checkpoint import read_meta
 from agegender.cli import main
 from agegender.config import ModelConfig, TrainConfig
-from agegender.data.datasets import read_dataset
-from agegender.data.faceset import build_faceset
 from agegender.train import fit
 
 CFG = ModelConfig(arch="paper", head="cls", input_size=32, fc_width=16)
-
-
-@pytest.fixture
-def faces(tmp_path):
-    records, _ = read_dataset("utkface", str(make_utkface(tmp_path / "utk", n=24, size=32)), verbose=False)
-    return build_faceset(records, 32, tag="test", progress=False)
 
 
 def _cfg(**kw):
     return TrainConfig(**{"epochs": 1, "batch_size": 8, "lr": 0.01, "threads": 1, **kw})
 
 
-def test_init_loads_the_weights_and_records_where_from(faces, tmp_path):
-    fit(CFG, _cfg(seed=1), faces, tmp_path / "first", progress=False)
+def test_init_loads_the_weights_and_records_where_from(small_faces, tmp_path):
+    fit(CFG, _cfg(seed=1), small_faces, tmp_path / "first", progress=False)
     start = load_file(str(tmp_path / "first" / "checkpoint" / "model.safetensors"))
     lines = []
     # lr 0: SGD changes no parameter, so the run ends where it started: with the first run's weights
-    res = fit(CFG, _cfg(lr=0.0, init=str(tmp_path / "first" / "checkpoint")), faces, tmp_path / "second",
+    res = fit(CFG, _cfg(lr=0.0, init=str(tmp_path / "first" / "checkpoint")), small_faces, tmp_path / "second",
               progress=False, log=lines.append)
     params = dict(res["model"].named_parameters())
     assert params and all(torch.equal(p.detach(), start[name]) for name, p in params.items())
     assert any(line.startswith("initialised from ") for line in lines)
     assert read_meta(tmp_path / "second" / "checkpoint")["train"]["init"].endswith("first/checkpoint")
     # the same run from scratch (seed 0) starts elsewhere, so the check above can fail
-    scratch = fit(CFG, _cfg(lr=0.0), faces, tmp_path / "scratch", progress=False)["model"]
+    scratch = fit(CFG, _cfg(lr=0.0), small_faces, tmp_path / "scratch", progress=False)["model"]
     assert not all(torch.equal(p.detach(), start[n]) for n, p in scratch.named_parameters())
 
 
-def test_init_from_another_model_is_refused(faces, tmp_path):
-    fit(CFG, _cfg(), faces, tmp_path / "first", progress=False)
+def test_init_from_another_model_is_refused(small_faces, tmp_path):
+    fit(CFG, _cfg(), small_faces, tmp_path / "first", progress=False)
     with pytest.raises(ValueError, match="another model.*head cls there, reg here"):
         fit(ModelConfig(arch="paper", head="reg", input_size=32, fc_width=16),
-            _cfg(init=str(tmp_path / "first" / "checkpoint")), faces, tmp_path / "second", progress=False)
+            _cfg(init=str(tmp_path / "first" / "checkpoint")), small_faces, tmp_path / "second", progress=False)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        fit(CFG, _cfg(init=str(tmp_path / "nowhere")), faces, tmp_path / "third", progress=False)
+        fit(CFG, _cfg(init=str(tmp_path / "nowhere")), small_faces, tmp_path / "third", progress=False)
 
 
 def test_cv_fold_k_starts_from_the_init_runs_fold_k(tmp_path, capsys):
