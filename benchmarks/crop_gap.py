@@ -156,7 +156,7 @@ def main() -> int:
             f"detector `{detector_name}`. detect-canvas: the face pasted in a 600x600 noisy picture; detect-tilted: "
             f"that picture turned {TILT:g} degrees (each way in turn). \"box frame\": the crop framed from the "
             "detector's box alone, as before; the other detect rows frame it from the landmarks and level the eye "
-            "line (`detect.face_crop_box`, `face_roll`), as `predict` does.\n\n" + "\n".join(rows))
+            "line (`framing.face_crop_box`, `face_roll`), as `predict` does.\n\n" + "\n".join(rows))
     publish(args.out, "Detect-then-crop vs aligned crops", body)
     return 0
 

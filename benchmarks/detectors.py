@@ -29,16 +29,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from agegender.detect import (
-    BACKENDS,
-    CROP_CALIBRATION,
-    LANDMARK_CALIBRATION,
-    Detection,
-    _iou_matrix,
-    create_detector,
-    face_crop_box,
-    landmark_features,
-)
+from agegender.detect import BACKENDS, Detection, _iou_matrix, create_detector
+from agegender.framing import CROP_CALIBRATION, LANDMARK_CALIBRATION, face_crop_box, landmark_features
 
 cv2.setNumThreads(1)
 CROP = 200  # native UTKFace crop side
@@ -388,7 +380,7 @@ def write_report(path: Path, args, argv: list[str], scenes, n_crops, results, ca
         "found: share of crops with a detection centred inside the crop; found bare: share of the crops alone "
         "(not padded: the face fills the picture) with any detection. Fitted: medians of crop side / "
         "sqrt(box w * h) (and / w, / h) and of the crop centre's offset from the box centre in box units. "
-        "The stored constants (`CROP_CALIBRATION` and `LANDMARK_CALIBRATION` in `src/agegender/detect.py`) "
+        "The stored constants (`CROP_CALIBRATION` and `LANDMARK_CALIBRATION` in `src/agegender/framing.py`) "
         "give the IoU columns: mean IoU with the true crop of the box frame alone (IoU box) and of "
         "`face_crop_box` (the landmark frame where the backend has one) over the crops found, and over all "
         "crops (a miss counts 0). The box constants are fitted and scored on the same crops (3 medians over "
@@ -408,11 +400,11 @@ def write_report(path: Path, args, argv: list[str], scenes, n_crops, results, ca
     if fitted:
         lines += [
             "",
-            "Landmark frame (`LandmarkCalibration`): least squares over the crops found (non-negative for the side), in the frame of the "
-            "eyes (see its docstring); IoU cross-fitted = fitted on the even crops and scored on the odd ones "
-            "and the other way round, so it carries no optimism. roll: median angle of the eye line (degrees); "
-            "dead zone: 90th percentile of its spread, the detector's own noise on these upright faces; "
-            "stored: whether `LANDMARK_CALIBRATION` holds these values.",
+            "Landmark frame (`LandmarkCalibration`): least squares over the crops found (non-negative for the "
+            "side), in the frame of the eyes (see its docstring); IoU cross-fitted = fitted on the even crops "
+            "and scored on the odd ones and the other way round, so it carries no optimism. roll: median "
+            "angle of the eye line (degrees); dead zone: 90th percentile of its spread, the detector's own "
+            "noise on these upright faces; stored: whether `LANDMARK_CALIBRATION` holds these values.",
             "",
             "| backend | side coefficients | centre x coefficients | centre y coefficients | roll | dead zone "
             "| IoU cross-fitted | stored |",

@@ -164,7 +164,7 @@ def test_predict_arrays(onnx_model):
 
 
 def test_predictor_takes_a_detector_object_and_levels_its_faces(onnx_model, monkeypatch):
-    from agegender import detect
+    from agegender import detect, framing
 
     picture = np.asarray(face_image(0, 300))
     seen = []
@@ -179,9 +179,9 @@ def test_predictor_takes_a_detector_object_and_levels_its_faces(onnx_model, monk
             return [detect.Detection((90.0, 90.0, 140.0, 140.0), 0.9, points)]
 
     rolls = []
-    real_roll = detect.face_roll
-    monkeypatch.setattr(detect, "face_roll", lambda d, b: rolls.append(real_roll(d, b)) or rolls[-1])
+    real_roll = framing.face_roll
+    monkeypatch.setattr(framing, "face_roll", lambda d, b: rolls.append(real_roll(d, b)) or rolls[-1])
     (face,) = Predictor(onnx_model[0], detector=Fixed()).predict(picture)
     assert seen == [picture.shape] and face.box == [90.0, 90.0, 140.0, 140.0] and face.det_score == 0.9
-    cal = detect.LANDMARK_CALIBRATION["blazeface"]
+    cal = framing.LANDMARK_CALIBRATION["blazeface"]
     assert rolls and rolls[0] == pytest.approx(np.degrees(np.arctan2(30, 60)) - cal.roll - cal.dead_zone, abs=0.01)

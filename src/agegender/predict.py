@@ -170,7 +170,7 @@ class Predictor:
         size = self.model.size
         if self.aligned:
             return [resize_face(pixels, size)], [(None, None)]
-        from agegender.detect import crop_face, face_crop_box, face_roll
+        from agegender.framing import crop_face, face_crop_box, face_roll
 
         faces, boxes = [], []
         name = self.detector.name

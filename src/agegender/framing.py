@@ -1,0 +1,200 @@
+"""The crop that frames a detected face like a UTKFace aligned crop: from the detector's landmarks where
+they are calibrated, else from its box, turned so the eye line is level.
+
+    for d in det.detect(rgb):                    # agegender.detect
+        face = crop_face(rgb, face_crop_box(d, rgb.shape, det.name), face_roll(d, det.name))
+
+The constants are measured on the 600 native 200x200 UTKFace crops by benchmarks/detectors.py, which
+prints them beside the stored ones (docs/DETECTORS.md). No torch here: prediction must stay light.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from agegender.detect import LANDMARKS, Detection, check_image
+
+
+@dataclass(frozen=True)
+class CropCalibration:
+    """Detector box -> UTKFace-like square crop.
+
+    side = scale * sqrt(w * h); centre = box centre + (dx * w, dy * h).
+    """
+
+    scale: float
+    dx: float
+    dy: float
+
+
+# Measured on the 600 native 200x200 UTKFace crops (utkface_200/crop_part1), each padded to 600x600 by
+# edge replication so that the true crop is (200, 200, 200, 200): medians over the crops found of
+# crop side / sqrt(box w * h) and of the crop centre's offset from the box centre in box units, with each
+# backend's default settings. Measured 2026-11-28 (opencv 4.14.0, ai-edge-litert 2.3.0, dlib 20.0.1) by
+#   python benchmarks/detectors.py --data ../shared/data --out docs/DETECTORS.md
+# which prints the fitted values beside these and the crop agreement they give (mean IoU 0.83-0.94).
+# UTKFace's crops turn out about as tight as the detectors' boxes (scale ~1.0-1.07); YuNet's box is
+# taller than wide (w 1.18, h 0.85 of the crop), hence the geometric mean.
+CROP_CALIBRATION: dict[str, CropCalibration] = {
+    "haar": CropCalibration(scale=0.985, dx=0.007, dy=0.093),
+    "blazeface": CropCalibration(scale=1.024, dx=0.015, dy=0.038),
+    # the same network in one pass: the same boxes (DETECTORS.md measures tile=0 and close_up=0 identical)
+    "blazeface_fast": CropCalibration(scale=1.024, dx=0.015, dy=0.038),
+    "blazeface_short": CropCalibration(scale=1.052, dx=-0.001, dy=0.016),
+    "dlib": CropCalibration(scale=1.072, dx=0.032, dy=0.029),
+    "yunet": CropCalibration(scale=1.005, dx=0.002, dy=0.116),
+}
+
+
+
+@dataclass(frozen=True)
+class LandmarkCalibration:
+    """Detector landmarks -> UTKFace-like square crop, more exact than the box (CropCalibration).
+
+    In the frame of the eyes (origin mid-eye, x along right eye -> left eye, y perpendicular, downwards):
+    side = side . [eye-eye, eye-mouth, sqrt(box w * h), eye-nose distances];
+    centre x = x . [nose x, mouth x, box centre x, eye-eye distance], centre y likewise with y.
+    roll: the eye line's angle (degrees) on the UTKFace crops as this backend measures it; faces are rotated
+    so that their eye line has this angle, once it differs by more than ``dead_zone`` degrees.
+    """
+
+    side: tuple[float, float, float, float]
+    x: tuple[float, float, float, float]
+    y: tuple[float, float, float, float]
+    roll: float
+    dead_zone: float
+
+
+# Fitted on the same 600 padded UTKFace crops as CROP_CALIBRATION (side: non-negative least squares;
+# centre: least squares) and printed, with the mean IoU of the crop with the true one under 2-fold
+# cross-fitting, by
+#   python benchmarks/detectors.py --data ../shared/data --out docs/DETECTORS.md
+# IoU box frame -> landmark frame: blazeface 0.900 -> 0.927, blazeface_short 0.835 -> 0.926, yunet 0.850 -> 0.909.
+_BLAZEFACE_LANDMARKS = LandmarkCalibration(
+    side=(0.9885, 0.0, 0.63, 0.0), x=(0.4964, -0.2039, 0.9918, 0.0375), y=(-0.3264, 0.8114, -0.3135, -0.0213),
+    roll=1.37, dead_zone=3.71)
+LANDMARK_CALIBRATION: dict[str, LandmarkCalibration] = {
+    "blazeface": _BLAZEFACE_LANDMARKS,
+    "blazeface_fast": _BLAZEFACE_LANDMARKS,  # the same network and boxes
+    "blazeface_short": LandmarkCalibration(
+        side=(0.9114, 0.0, 0.6765, 0.0), x=(0.6117, 0.19, 0.2463, 0.0177), y=(-0.0855, 0.61, -0.1556, -0.0033),
+        roll=0.35, dead_zone=4.42),
+    "yunet": LandmarkCalibration(
+        side=(1.2723, 0.873, 0.0, 0.5855), x=(0.426, 0.423, 0.1263, 0.0258), y=(0.473, 0.2435, 0.1124, -0.0261),
+        roll=-0.17, dead_zone=4.20),
+}
+
+# A landmark frame that strays this far from the box frame (side ratio, centre shift in sides) is a bad
+# landmark fit (profile, occlusion): the box frame is used instead.
+LANDMARK_MAX_SIDE_RATIO = 1.3
+LANDMARK_MAX_SHIFT = 0.3
+
+
+def landmark_features(det: Detection, backend: str):
+    """(mid-eye point, x unit vector, y unit vector, side features, x features, y features) of a detection
+    with landmarks, each a tuple of floats, the inputs of LandmarkCalibration; None when it has none or its
+    eyes coincide. Plain floats: numpy's per-call overhead on 2-vectors cost ~0.3 ms per face."""
+    names = LANDMARKS.get(backend)
+    if det.landmarks is None or names is None or len(det.landmarks) != len(names):
+        return None
+    pts = dict(zip(names, det.landmarks))
+    (rx, ry), (lx, ly), (nx, ny) = pts["right_eye"], pts["left_eye"], pts["nose"]
+    if "mouth" in pts:
+        mx, my = pts["mouth"]
+    else:
+        mx, my = ((a + b) / 2 for a, b in zip(pts["right_mouth"], pts["left_mouth"]))
+    ex0, ey0 = (rx + lx) / 2, (ry + ly) / 2
+    d_ee = math.hypot(lx - rx, ly - ry)
+    if d_ee < 1e-6:
+        return None
+    ux, uy = (lx - rx) / d_ee, (ly - ry) / d_ee  # x axis of the eyes' frame; its y axis is (-uy, ux)
+    x, y, w, h = det.box
+    rel = [(nx - ex0, ny - ey0), (mx - ex0, my - ey0), (x + w / 2 - ex0, y + h / 2 - ey0)]  # nose, mouth, box
+    side_f = (d_ee, math.hypot(*rel[1]), math.sqrt(w * h), math.hypot(*rel[0]))
+    x_f = tuple(a * ux + b * uy for a, b in rel) + (d_ee,)
+    y_f = tuple(-a * uy + b * ux for a, b in rel) + (d_ee,)
+    return (ex0, ey0), (ux, uy), (-uy, ux), side_f, x_f, y_f
+
+
+def _dot(a, b) -> float:
+    return sum(p * q for p, q in zip(a, b, strict=True))
+
+
+def _box_frame(det: Detection, backend: str) -> tuple[float, float, float]:
+    c = CROP_CALIBRATION[backend]
+    x, y, w, h = det.box
+    return x + w * (0.5 + c.dx), y + h * (0.5 + c.dy), c.scale * math.sqrt(w * h)
+
+
+def _frame(det: Detection, backend: str) -> tuple[float, float, float]:
+    """Centre x, y and side of the UTKFace-like crop: from the landmarks where calibrated and sane."""
+    bx, by, bside = _box_frame(det, backend)
+    cal = LANDMARK_CALIBRATION.get(backend)
+    f = landmark_features(det, backend) if cal is not None else None
+    if f is None:
+        return bx, by, bside
+    (ex0, ey0), (ux, uy), (vx, vy), side_f, x_f, y_f = f
+    side = _dot(cal.side, side_f)
+    tx, ty = _dot(cal.x, x_f), _dot(cal.y, y_f)
+    cx, cy = ex0 + tx * ux + ty * vx, ey0 + tx * uy + ty * vy
+    if (not 1 / LANDMARK_MAX_SIDE_RATIO <= side / bside <= LANDMARK_MAX_SIDE_RATIO
+            or math.hypot(cx - bx, cy - by) > LANDMARK_MAX_SHIFT * bside):
+        return bx, by, bside
+    return cx, cy, side
+
+
+def face_roll(det: Detection, backend: str) -> float:
+    """Degrees to rotate the crop (counter-clockwise as displayed) so that the face is as upright as the
+    UTKFace crops: 0 without calibrated landmarks and inside the dead zone."""
+    cal = LANDMARK_CALIBRATION.get(backend)
+    f = landmark_features(det, backend) if cal is not None else None
+    if f is None:
+        return 0.0
+    ux, uy = f[1]
+    off = (math.degrees(math.atan2(uy, ux)) - cal.roll + 180.0) % 360.0 - 180.0
+    return math.copysign(max(abs(off) - cal.dead_zone, 0.0), off)
+
+
+def face_crop_box(det: Detection, image_shape: tuple[int, ...], backend: str) -> tuple[int, int, int, int]:
+    """The square x, y, w, h crop around a detection that frames the face like a UTKFace aligned crop:
+    from the detector's landmarks where the backend has a LandmarkCalibration, else from its box.
+
+    The box may extend past the image border (``crop_face`` pads it). ``image_shape`` is checked against
+    the detection, so that a detection from another image is not silently used.
+    """
+    if backend not in CROP_CALIBRATION:
+        raise ValueError(f"no crop calibration for backend {backend!r}; known: {', '.join(CROP_CALIBRATION)}")
+    x, y, w, h = det.box
+    ih, iw = image_shape[:2]
+    if w <= 0 or h <= 0 or x < -0.5 or y < -0.5 or x + w > iw + 0.5 or y + h > ih + 0.5:
+        raise ValueError(f"detection box {det.box} does not lie inside an image of shape {tuple(image_shape)}")
+    cx, cy, side = _frame(det, backend)
+    side = max(1, round(side))
+    return round(cx - side / 2), round(cy - side / 2), side, side
+
+
+def crop_face(image: np.ndarray, crop_box: tuple[int, int, int, int], angle: float = 0.0) -> np.ndarray:
+    """RGB uint8 (h, w, 3) crop of ``image``; parts of the box outside the image repeat the edge pixels.
+
+    ``angle`` (degrees, ``face_roll``): the picture is first rotated counter-clockwise by it about the
+    box centre (bilinear), so a tilted face comes out upright.
+    """
+    check_image(image)
+    x, y, w, h = (int(v) for v in crop_box)
+    if w <= 0 or h <= 0:
+        raise ValueError(f"crop box {crop_box} has no area")
+    if angle:
+        import cv2
+
+        m = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), float(angle), 1.0)
+        m[:, 2] -= (x, y)
+        return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    ih, iw = image.shape[:2]
+    if x >= 0 and y >= 0 and x + w <= iw and y + h <= ih:
+        return np.ascontiguousarray(image[y:y + h, x:x + w])
+    rows = np.clip(np.arange(y, y + h), 0, ih - 1)
+    cols = np.clip(np.arange(x, x + w), 0, iw - 1)
+    return np.ascontiguousarray(image[rows[:, None], cols[None, :]])
