@@ -49,7 +49,6 @@ CROP_CALIBRATION: dict[str, CropCalibration] = {
 }
 
 
-
 @dataclass(frozen=True)
 class LandmarkCalibration:
     """Detector landmarks -> UTKFace-like square crop, more exact than the box (CropCalibration).
