@@ -195,11 +195,13 @@ class PeerCache:
     def __init__(self, path: Path | None):
         self.path = path
         self.data = json.loads(path.read_text()) if path and path.is_file() else {}
+        self._keys: dict[str, str] = {}  # file -> key: every peer asks for the same files
 
-    @staticmethod
-    def key(record) -> str:
-        data = Path(record.path).read_bytes()
-        return f"{record.path}|{len(data)}|{hashlib.blake2b(data, digest_size=12).hexdigest()}"
+    def key(self, record) -> str:
+        if record.path not in self._keys:
+            data = Path(record.path).read_bytes()
+            self._keys[record.path] = f"{record.path}|{len(data)}|{hashlib.blake2b(data, digest_size=12).hexdigest()}"
+        return self._keys[record.path]
 
     def predict(self, model, records: list, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         if self.path is None or isinstance(model, Ours):
