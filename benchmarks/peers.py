@@ -18,6 +18,9 @@ Gender on CelebA crops (``--celeba``): the crops are split into the run's k fold
 with ``--extra celeba_gender:...`` is never scored on a person it saw; the peers are scored on the same
 crops (each resized to its own input).
 
+``--mirror`` adds ours with test-time mirroring (``predict --mirror``: each face also run mirrored,
+the two predictions averaged) as a row of its own.
+
 Speed: latency per face at batch 1 on 1 thread (median) and throughput at batch 64 on all cores, for
 ours through ONNX Runtime (fp32 export of the fold model) and each peer through its own runtime.
 
@@ -50,7 +53,7 @@ CELEBA = "../shared/data/celeba_gender"
 # --- models: each takes RGB uint8 crops (N, H, W, 3) and returns (age group index, gender index 0=male) ---
 
 class Ours:
-    def __init__(self, checkpoint: Path, tmp: Path, threads: int | None = None):
+    def __init__(self, checkpoint: Path, tmp: Path, threads: int | None = None, mirror: bool = False):
         from agegender.checkpoint import load_checkpoint
         from agegender.export import export_model
         from agegender.runtime import OnnxModel
@@ -59,7 +62,9 @@ class Ours:
         path = tmp / f"ours-{abs(hash(str(checkpoint)))}.onnx"
         export_model(model, meta, path, "fp32")
         self.path, self.model, self.size = path, OnnxModel(path, threads=threads), meta["input"]["size"]
-        self.name = f"ours ({meta['model']['arch']}, {meta['model']['head']} head, ONNX Runtime fp32)"
+        self.mirror = mirror
+        self.name = (f"ours ({meta['model']['arch']}, {meta['model']['head']} head, ONNX Runtime fp32"
+                     + (", `--mirror`)" if mirror else ")"))
 
     def with_threads(self, threads: int) -> Ours:
         from agegender.runtime import OnnxModel
@@ -74,9 +79,11 @@ class Ours:
         return np.stack([resize_face(c, self.size) for c in crops])
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from agegender.decode import decode_task
+        from agegender.decode import decode_task, merge_mirrored
 
         out = self.model.run(x)
+        if self.mirror:
+            out = merge_mirrored(out, self.model.run(np.ascontiguousarray(x[:, :, ::-1])))
         return decode_task("age", out["age"])[0], decode_task("gender", out["gender"])[0]
 
 
@@ -306,6 +313,8 @@ def main() -> None:
                     default=str(Path(os.environ.get("AGEGENDER_CACHE", Path.home() / ".cache" / "agegender"))
                                 / "peer-predictions.json"),
                     help="JSON cache of peer predictions per file ('' to predict everything anew)")
+    ap.add_argument("--mirror", action="store_true",
+                    help="add a row for ours with `predict --mirror` (each face also run mirrored, averaged)")
     ap.add_argument("--no-speed", action="store_true", help="accuracy only (e.g. to fill the peer cache)")
     ap.add_argument("--docs", help="write the table as a section of this Markdown file")
     args = ap.parse_args()
@@ -324,7 +333,8 @@ def main() -> None:
             crops = [np.asarray(Image.open(r.path).convert("RGB")) for r in records]
             held = [r for r, f in celeba if f == fold]
             celeba_crops = [np.asarray(Image.open(r.path).convert("RGB")) for r in held]
-            for model in [Ours(ckpt, Path(tmp)), *peers]:
+            ours = [Ours(ckpt, Path(tmp))] + ([Ours(ckpt, Path(tmp), mirror=True)] if args.mirror else [])
+            for model in [*ours, *peers]:
                 print(f"fold {fold}: {model.name}", file=sys.stderr)
                 s = score(*cache.predict(model, records, crops), records)
                 t = totals.setdefault(model.name, {k: 0 for k in s})
@@ -337,7 +347,7 @@ def main() -> None:
                     c[1] += len(held)
                 if model.name not in speeds and not args.no_speed:
                     speeds[model.name] = speed(model, crops[0], args.min_seconds, args.batch_threads)
-    ours_name = next(n for n in totals if n.startswith("ours"))
+    ours_name = next(n for n in totals if n.startswith("ours"))  # the plain one: the ratios' baseline
     bands = " / ".join(b for b, _, _ in GENDER_BANDS)
     lines = [f"| model | gender acc % | gender % by true age {bands} | age exact % (strict) | age 1-off % (strict) "
              f"| latency ms, batch 1, 1 thread | x ours | faces/s, batch 64, {args.batch_threads} thread(s) |",

@@ -183,7 +183,7 @@ def cmd_predict(args) -> int:
 
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.out else "jsonl")
     predictor = Predictor(args.model, detector=args.detector, aligned=args.aligned, threads=args.threads,
-                          batch_size=args.batch_size)
+                          batch_size=args.batch_size, mirror=args.mirror)
     annotator = Annotator(args.annotate, args.paths) if args.annotate else None
     stream = open(args.out, "x" if not args.force else "w") if args.out else sys.stdout  # noqa: SIM115
     from tqdm import tqdm
@@ -249,8 +249,8 @@ def cmd_demo(args) -> int:
     photo = asset_path(EXAMPLE_PHOTO)
     print(f"agegender demo: the bundled photo {photo} (NASA, public domain)", file=sys.stderr)
     return cmd_predict(argparse.Namespace(paths=[str(photo)], model=args.model, detector="default", aligned=False,
-                                          threads=None, batch_size=64, annotate=None, out=None, force=False,
-                                          every=5, max_frames=None,
+                                          mirror=False, threads=None, batch_size=64, annotate=None, out=None,
+                                          force=False, every=5, max_frames=None,
                                           format=args.format or "table", no_progress=True))
 
 
@@ -443,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "file or a checkpoint folder")
     p.add_argument("--detector", default="default", help="face detector backend, or a YuNet .onnx file path")
     p.add_argument("--aligned", action="store_true", help="inputs are face crops already: no detection")
+    p.add_argument("--mirror", action="store_true",
+                   help="also run each face mirrored and average the two (a little more accurate, twice the "
+                        "model's time; see docs/BENCHMARKS.md)")
     p.add_argument("--format", choices=("table", "json", "jsonl"),
                    help="default: table on a terminal, jsonl otherwise")
     p.add_argument("--out", help="write results to this file (refuses to replace one unless --force)")

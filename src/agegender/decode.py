@@ -13,6 +13,20 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def merge_mirrored(plain: dict[str, np.ndarray], mirrored: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Outputs of the faces and of their mirror images combined into one set of raw outputs (test-time
+    augmentation): class probabilities are averaged (returned as log-probabilities, which
+    ``decode_task``'s softmax turns back into exactly those averages), regressed values are averaged."""
+    merged = {}
+    for task, a in plain.items():
+        b = mirrored[task]
+        if a.ndim == 2:
+            merged[task] = np.log((softmax(a.astype(np.float64)) + softmax(b.astype(np.float64))) / 2)
+        else:
+            merged[task] = (a.astype(np.float64) + b) / 2
+    return merged
+
+
 def decode_task(task: str, out: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """(predicted index or value per sample, class probabilities or None).
 

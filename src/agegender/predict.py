@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agegender.decode import decode_task
+from agegender.decode import decode_task, merge_mirrored
 from agegender.preprocess import IMAGE_SUFFIXES, ImageError, load_image, resize_face
 from agegender.runtime import ModelError, OnnxModel
 
@@ -80,12 +80,15 @@ class Predictor:
 
     ``detector``: a backend name or YuNet .onnx path (``agegender.detect.create_detector``), or an object
     with the ``Detector`` interface whose ``name`` is a backend with a crop calibration.
+    ``mirror=True``: each face is also run mirrored left-right and the two predictions are averaged
+    (twice the model's time; the gain is measured in docs/BENCHMARKS.md, "Mirror test-time augmentation").
     """
 
     def __init__(self, model: str | os.PathLike | None = None, detector: object = "default",
-                 aligned: bool = False, threads: int | None = None, batch_size: int = 64):
+                 aligned: bool = False, threads: int | None = None, batch_size: int = 64, mirror: bool = False):
         self.model = load_model(model, threads)
         self.aligned = aligned
+        self.mirror = mirror
         self.batch_size = batch_size
         self.detector_name = detector if detector is None or isinstance(detector, str | os.PathLike) else None
         self._detector = None if self.detector_name is not None or detector is None else detector
@@ -182,6 +185,8 @@ class Predictor:
 
     def _classify(self, path: str, faces: np.ndarray, boxes: list) -> list[FaceResult]:
         outputs = self.model.run(faces)
+        if self.mirror:
+            outputs = merge_mirrored(outputs, self.model.run(np.ascontiguousarray(faces[:, :, ::-1])))
         decoded = {t: decode_task(t, v) for t, v in outputs.items()}
         labels = self.model.labels
         results = []
