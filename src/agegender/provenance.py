@@ -28,6 +28,15 @@ def machine_line() -> str:
     return f"{model}, {os.cpu_count()} cores, {isa}, Python {platform.python_version()}"
 
 
+def load_note() -> str:
+    """The 1-minute load average as the table is written: this machine is shared, and a load near the core
+    count means absolute timings ran beside other work (ratios measured in the same run stay comparable)."""
+    try:
+        return f", load average {os.getloadavg()[0]:.1f} when written"
+    except OSError:
+        return ""
+
+
 def commit(short: bool = True) -> str:
     """The checkout's commit (with -dirty for uncommitted changes to tracked files), or "unknown"."""
     here = Path(__file__).resolve().parent
@@ -47,7 +56,8 @@ def write_section(path: str, title: str, body: str, command: str) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
     text = p.read_text() if p.exists() else "# Benchmarks\n\nEvery table: the command, commit, date and machine.\n"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = (f"## {title}\n\n`{command}`  \ncommit {commit()}, {stamp}, {machine_line()}\n\n{body.strip()}\n\n")
+    section = (f"## {title}\n\n`{command}`  \ncommit {commit()}, {stamp}, {machine_line()}{load_note()}\n\n"
+               f"{body.strip()}\n\n")
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
     p.write_text(text)
