@@ -366,7 +366,8 @@ def main() -> None:
         lines.append(f"| {name} | {gender:.1f} | {by_band} | {age:.1f} | {off:.1f} | {timing} |")
     n = sum(len(r) for _, r, _ in folds)
     band_n = " / ".join(f"{totals[ours_name][f'gender_n_{b}']:,}" for b, _, _ in GENDER_BANDS)
-    body = (f"Held-out faces of folds {', '.join(str(f) for f, _, _ in folds)} of `{Path(args.run).name}` "
+    body = (f"Held-out faces of fold{'s' if len(folds) > 1 else ''} {', '.join(str(f) for f, _, _ in folds)} "
+            f"of `{Path(args.run).name}` "
             f"({n:,} faces, {band_n} of them aged {bands}; age scored on the {totals[ours_name]['age_n']:,} whose "
             "age lies inside a group). "
             "OpenVINO 0013 was trained on ages 18-75 only: children are outside its range by design.\n\n"
