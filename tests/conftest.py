@@ -30,3 +30,20 @@ def small_faces(tmp_path):
 
     records, _ = read_dataset("utkface", str(make_utkface(tmp_path / "utk", n=24, size=32)), verbose=False)
     return build_faceset(records, 32, tag="test", progress=False)
+
+
+@pytest.fixture(scope="session")
+def onnx_model(tmp_path_factory):
+    """(exported .onnx path, checkpoint folder) of a small random-weight cls model."""
+    import torch
+
+    from agegender.checkpoint import save_checkpoint
+    from agegender.config import ModelConfig
+    from agegender.export import export_onnx
+    from agegender.models import create_model
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(head="cls")
+    folder = tmp_path_factory.mktemp("m") / "checkpoint"
+    save_checkpoint(folder, create_model(cfg).eval(), cfg)
+    return export_onnx(folder, folder.parent / "m.onnx")["path"], folder

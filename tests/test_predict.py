@@ -4,29 +4,15 @@ import zlib
 
 import numpy as np
 import pytest
-import torch
 from fixtures import face_image
 from PIL import Image
 
 from agegender import FaceResult, Predictor
-from agegender.checkpoint import save_checkpoint
 from agegender.cli import main
-from agegender.config import ModelConfig
-from agegender.export import export_onnx
-from agegender.models import create_model
 from agegender.preprocess import ImageError, load_image
 
 FIELDS = {"path", "face", "box", "det_score", "age_group", "age_group_index", "age_group_probs", "gender",
           "gender_confidence"}
-
-
-@pytest.fixture(scope="module")
-def onnx_model(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = ModelConfig(head="cls")
-    folder = tmp_path_factory.mktemp("m") / "checkpoint"
-    save_checkpoint(folder, create_model(cfg).eval(), cfg)
-    return export_onnx(folder, folder.parent / "m.onnx")["path"], folder
 
 
 def _png_header_only(path, width, height):

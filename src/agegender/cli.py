@@ -243,6 +243,16 @@ def _video_records(predictor, video: str, args):
         yield FaceResult(path=video, error=str(err))
 
 
+def cmd_serve(args) -> int:
+    from agegender.predict import Predictor
+    from agegender.serve import serve
+
+    predictor = Predictor(args.model, detector=args.detector, aligned=args.aligned, threads=args.threads,
+                          mirror=args.mirror)
+    serve(predictor, args.host, args.port, max_bytes=int(args.max_mb * 1024 * 1024), quiet=args.quiet)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from agegender.predict import EXAMPLE_PHOTO, asset_path
 
@@ -455,6 +465,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("serve", help="HTTP JSON service: POST an image to /predict (see agegender.serve)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
+                                                        "0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--model", default=None, help="as for predict")
+    p.add_argument("--detector", default="default", help="as for predict")
+    p.add_argument("--aligned", action="store_true", help="uploads are face crops already: no detection")
+    p.add_argument("--mirror", action="store_true", help="as for predict")
+    p.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+    p.add_argument("--max-mb", type=float, default=20, help="largest request body accepted, in MB (default 20)")
+    p.add_argument("--quiet", action="store_true", help="no request log on stderr")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="predict on the bundled public-domain photo")
     p.add_argument("--model", default=None)

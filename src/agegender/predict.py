@@ -106,6 +106,14 @@ class Predictor:
         """Faces in one image (a path, or an RGB uint8 array). Raises ImageError for unreadable files."""
         path = str(image) if not isinstance(image, np.ndarray) else "<array>"
         pixels = load_image(image) if not isinstance(image, np.ndarray) else _as_rgb(image)
+        return self._predict_pixels(path, pixels)
+
+    def predict_bytes(self, data: bytes, name: str = "<bytes>") -> list[FaceResult]:
+        """Faces in an encoded image file held in memory (e.g. an upload); ``name`` becomes each record's
+        ``path`` and names the input in errors. Raises ImageError for data that is not a usable image."""
+        return self._predict_pixels(name, load_image(name, data=data))
+
+    def _predict_pixels(self, path: str, pixels: np.ndarray) -> list[FaceResult]:
         faces, boxes = self._faces(pixels)
         if not faces:
             return []

@@ -11,7 +11,7 @@ import os
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Refuse decompression bombs before decoding: 30000x30000 would need 2.7 GB as RGB.
 MAX_PIXELS = 80_000_000
@@ -31,8 +31,9 @@ class ImageError(ValueError):
     """An input image that cannot be used; the message names the file."""
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode ``path`` to an RGB uint8 array (H, W, 3), EXIF orientation applied.
+def load_image(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
+    """Decode ``path`` (or the encoded file ``data``, named ``path`` in messages) to an RGB uint8 array
+    (H, W, 3), EXIF orientation applied.
 
     Handles grayscale, palette, RGBA (composited on white), CMYK and 16-bit images.
     Raises ImageError with the path for unreadable, truncated or oversized files.
@@ -40,11 +41,11 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(io.BytesIO(data) if data is not None else path) as im:
                 if im.width * im.height > MAX_PIXELS:
                     raise ImageError(f"{path}: image of {im.width}x{im.height} pixels is over the "
                                      f"{MAX_PIXELS:,}-pixel limit (possible decompression bomb)")
-                fast = _decode_jpeg(path, im)
+                fast = _decode_jpeg(path, im, data)
                 if fast is not None:
                     return fast
                 im.draft("RGB", (im.width, im.height))  # no-op except for JPEG; keeps full size
@@ -58,12 +59,14 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise ImageError(f"{path}: is a folder, not an image") from None
+    except UnidentifiedImageError:  # PIL's message repeats the file name (or an in-memory buffer's repr)
+        raise ImageError(f"{path}: cannot read image (not an image format this reader knows, or empty)") from None
     except (OSError, SyntaxError, ValueError) as err:
-        # PIL reports truncated, empty and non-image files as OSError (UnidentifiedImageError).
+        # PIL reports truncated files as OSError.
         raise ImageError(f"{path}: cannot read image ({err})") from None
 
 
-def _decode_jpeg(path: str | os.PathLike, im: Image.Image) -> np.ndarray | None:
+def _decode_jpeg(path: str | os.PathLike, im: Image.Image, raw: bytes | None = None) -> np.ndarray | None:
     """A plain JPEG (RGB or grey, no EXIF turn, complete) through OpenCV's decoder, else None.
 
     Both wheels decode with libjpeg-turbo's defaults and give the same pixels (bit for bit on 300
@@ -76,7 +79,7 @@ def _decode_jpeg(path: str | os.PathLike, im: Image.Image) -> np.ndarray | None:
         return None
     import cv2
 
-    data = np.fromfile(path, dtype=np.uint8)
+    data = np.frombuffer(raw, dtype=np.uint8) if raw is not None else np.fromfile(path, dtype=np.uint8)
     if data.size < 4 or data[-2] != 0xFF or data[-1] != 0xD9:
         return None
     rgb = getattr(cv2, "IMREAD_COLOR_RGB", None)
