@@ -69,6 +69,20 @@ def _train_one_then_stop(mcfg, faces, out):
         fit(mcfg, _cfg(), faces, out, progress=False, log=log)
 
 
+def test_resume_may_change_threads_but_not_the_recipe(tiny_set, tmp_path):
+    mcfg = ModelConfig(head="cls", input_size=32)
+    _train_one_then_stop(mcfg, tiny_set, tmp_path / "r")
+    with pytest.raises(ValueError, match="another config"):
+        fit(mcfg, _cfg(lr=0.02), tiny_set, tmp_path / "r", resume=True, progress=False, log=lambda m: None)
+    n = torch.get_num_threads()
+    try:
+        fit(mcfg, _cfg(threads=2), tiny_set, tmp_path / "r", resume=True, progress=False, log=lambda m: None)
+    finally:
+        torch.set_num_threads(n)
+    log = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in log] == [1, 2]
+
+
 def test_existing_run_is_not_overwritten(tiny_set, tmp_path):
     mcfg = ModelConfig(input_size=32)
     fit(mcfg, _cfg(epochs=1), tiny_set, tmp_path / "r", progress=False, log=lambda m: None)

@@ -3,6 +3,8 @@ atomic checkpoint every epoch, evaluation, distributed (torchrun) support."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import time
@@ -63,7 +65,9 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: FaceSet, out_
                               "another --out (nothing is overwritten)")
     if ckpt is not None:
         meta = read_meta(ckpt)
-        if ModelConfig.from_dict(meta["model"]) != model_cfg or TrainConfig.from_dict(meta["train"]) != train_cfg:
+        # threads only say how the run executes: a run may resume on another number of them
+        saved_train = dataclasses.replace(TrainConfig.from_dict(meta["train"]), threads=train_cfg.threads)
+        if ModelConfig.from_dict(meta["model"]) != model_cfg or saved_train != train_cfg:
             raise ValueError(f"{ckpt}: was written with another config; resume with the same arguments")
         from safetensors.torch import load_file
 
