@@ -53,7 +53,7 @@ CELEBA = "../shared/data/celeba_gender"
 # --- models: each takes RGB uint8 crops (N, H, W, 3) and returns (age group index, gender index 0=male) ---
 
 class Ours:
-    def __init__(self, checkpoint: Path, tmp: Path, threads: int | None = None, mirror: bool = False):
+    def __init__(self, checkpoint: Path, tmp: Path, threads: int | None = None):
         from agegender.checkpoint import load_checkpoint
         from agegender.export import export_model
         from agegender.runtime import OnnxModel
@@ -62,9 +62,14 @@ class Ours:
         path = tmp / f"ours-{abs(hash(str(checkpoint)))}.onnx"
         export_model(model, meta, path, "fp32")
         self.path, self.model, self.size = path, OnnxModel(path, threads=threads), meta["input"]["size"]
-        self.mirror = mirror
-        self.name = (f"ours ({meta['model']['arch']}, {meta['model']['head']} head, ONNX Runtime fp32"
-                     + (", `--mirror`)" if mirror else ")"))
+        self.mirror = False
+        self.name = f"ours ({meta['model']['arch']}, {meta['model']['head']} head, ONNX Runtime fp32)"
+
+    def mirrored(self) -> Ours:
+        """The same exported model, run as `predict --mirror` does (no second export)."""
+        clone = object.__new__(Ours)
+        clone.__dict__.update(self.__dict__, mirror=True, name=self.name[:-1] + ", `--mirror`)")
+        return clone
 
     def with_threads(self, threads: int) -> Ours:
         from agegender.runtime import OnnxModel
@@ -333,7 +338,8 @@ def main() -> None:
             crops = [np.asarray(Image.open(r.path).convert("RGB")) for r in records]
             held = [r for r, f in celeba if f == fold]
             celeba_crops = [np.asarray(Image.open(r.path).convert("RGB")) for r in held]
-            ours = [Ours(ckpt, Path(tmp))] + ([Ours(ckpt, Path(tmp), mirror=True)] if args.mirror else [])
+            plain = Ours(ckpt, Path(tmp))
+            ours = [plain, plain.mirrored()] if args.mirror else [plain]
             for model in [*ours, *peers]:
                 print(f"fold {fold}: {model.name}", file=sys.stderr)
                 s = score(*cache.predict(model, records, crops), records)
