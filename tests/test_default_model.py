@@ -66,6 +66,39 @@ def test_jsonl_contract_and_annotation(tmp_path, capsys):
     assert load_image(photo).shape == (512, 512, 3)  # the input is untouched
 
 
+def test_annotate_and_out_never_replace_a_file_unasked(tmp_path, capsys):
+    import shutil
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(asset_path(EXAMPLE_PHOTO), photos / "a.jpg")
+    ann = photos / "annotated"  # inside the input folder: a rerun must not read its own drawings
+    args = ["predict", str(photos), "--annotate", str(ann), "--format", "jsonl", "--no-progress"]
+    assert main(args) == 0 and (ann / "a.jpg").is_file()
+    capsys.readouterr()
+    before = (ann / "a.jpg").read_bytes()
+    (ann / "a.jpg").write_bytes(b"the user's own file")
+    assert main(args) == 1  # predictions stand, the copy is refused
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["path"] for line in out.splitlines()] == [str(photos / "a.jpg")]
+    assert "pass --force" in err and (ann / "a.jpg").read_bytes() == b"the user's own file"
+    assert main(args + ["--force"]) == 0 and (ann / "a.jpg").read_bytes() == before
+    assert main(["predict", str(photos / "a.jpg"), "--annotate", str(photos), "--no-progress"]) == 1
+    assert "would overwrite this input" in capsys.readouterr().err
+    assert load_image(photos / "a.jpg").shape == (512, 512, 3)
+    (tmp_path / "out.jsonl").write_text("kept")
+    assert main(["predict", str(photos / "a.jpg"), "--out", str(tmp_path / "out.jsonl")]) == 2
+    assert "--force" in capsys.readouterr().err and (tmp_path / "out.jsonl").read_text() == "kept"
+
+
+def test_a_folder_without_images_is_an_error_record(tmp_path, capsys):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no pictures here")
+    assert main(["predict", str(tmp_path / "notes"), "--format", "jsonl", "--no-progress"]) == 1
+    record = json.loads(capsys.readouterr().out)
+    assert record["path"] == str(tmp_path / "notes") and "no image file" in record["error"]
+
+
 def test_no_face_gives_an_error_record(tmp_path, capsys):
     from PIL import Image
 

@@ -27,12 +27,14 @@ def draw_results(image: np.ndarray, results) -> Image.Image:
 
 class Annotator:
     """Writes a copy of each image with boxes and labels under ``folder`` (mirroring the input folders),
-    never onto an input file."""
+    never onto an input file, and onto an existing file only with ``force`` (a rerun into the same folder
+    must ask, since the folder may hold files of the user's own)."""
 
-    def __init__(self, folder: str, inputs: list[str]):
+    def __init__(self, folder: str, inputs: list[str], force: bool = False):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.inputs = [Path(p).resolve() for p in inputs]
+        self.force = force
 
     def write(self, path: str, results) -> None:
         from agegender.preprocess import load_image
@@ -42,6 +44,8 @@ class Annotator:
         dest = (self.folder / rel).with_suffix(".jpg" if src.suffix.lower() not in (".png", ".jpg", ".jpeg")
                                                else src.suffix)
         if dest.resolve() == src:
-            raise ValueError(f"--annotate would overwrite the input {src}; choose another folder")
+            raise ValueError(f"{path}: --annotate would overwrite this input; choose another folder")
+        if dest.exists() and not self.force:
+            raise ValueError(f"{path}: the annotated copy {dest} exists; pass --force to replace it")
         dest.parent.mkdir(parents=True, exist_ok=True)
         draw_results(load_image(src), results).save(dest)

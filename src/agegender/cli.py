@@ -182,9 +182,11 @@ def cmd_predict(args) -> int:
     from agegender.predict import Predictor, iter_image_files
 
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.out else "jsonl")
+    if args.out and Path(args.out).exists() and not args.force:
+        raise FileExistsError(f"--out {args.out} exists; pass --force to replace it")
     predictor = Predictor(args.model, detector=args.detector, aligned=args.aligned, threads=args.threads,
                           batch_size=args.batch_size, mirror=args.mirror)
-    annotator = Annotator(args.annotate, args.paths) if args.annotate else None
+    annotator = Annotator(args.annotate, args.paths, force=args.force) if args.annotate else None
     stream = open(args.out, "x" if not args.force else "w") if args.out else sys.stdout  # noqa: SIM115
     from tqdm import tqdm
 
@@ -199,7 +201,7 @@ def cmd_predict(args) -> int:
         videos = [p for p in args.paths if is_video(p)]
         images = [p for p in args.paths if not is_video(p)]
         video_results = (r for v in videos for r in _video_records(predictor, v, args))
-        results = itertools.chain(predictor.predict_paths(iter_image_files(images)), video_results)
+        results = itertools.chain(predictor.predict_paths(iter_image_files(images, skip=args.annotate)), video_results)
         for path, group in itertools.groupby(results, key=lambda r: r.path):
             group = list(group)
             bar.update(1)
@@ -216,7 +218,11 @@ def cmd_predict(args) -> int:
                 else:
                     collected.append(r.to_dict())
             if annotator is not None and not group[0].error and not is_video(path):
-                annotator.write(path, group)
+                try:
+                    annotator.write(path, group)
+                except (OSError, ValueError) as err:  # the predictions stand; the run carries on
+                    failed += 1
+                    tqdm.write(f"error: {err}", file=sys.stderr)
         if fmt == "json":
             import json
 
@@ -459,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json", "jsonl"),
                    help="default: table on a terminal, jsonl otherwise")
     p.add_argument("--out", help="write results to this file (refuses to replace one unless --force)")
-    p.add_argument("--force", action="store_true", help="allow --out to replace an existing file")
+    p.add_argument("--force", action="store_true",
+                   help="allow --out, and the copies --annotate writes, to replace existing files")
     p.add_argument("--annotate", metavar="DIR", help="write a copy of each image with boxes and labels here")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")

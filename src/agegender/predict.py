@@ -144,6 +144,11 @@ class Predictor:
                 yield from self._drain([pending.popleft() for _ in range(min(window, len(pending)))])
 
     def _prepare(self, path: str):
+        if os.path.isdir(path):
+            if next(_walk_images(path), None) is None:
+                return (f"{path}: a folder with no image file in it ({' '.join(IMAGE_SUFFIXES)}, searched "
+                        "recursively; a video is read only when named on its own)")
+            return f"{path}: is a folder, not an image (iter_image_files lists the images in it)"
         try:
             faces, boxes = self._faces(load_image(path))
         except ImageError as err:
@@ -223,23 +228,32 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
-def iter_image_files(inputs: Iterable[str | os.PathLike]) -> Iterator[str]:
+def iter_image_files(inputs: Iterable[str | os.PathLike], skip: str | os.PathLike | None = None) -> Iterator[str]:
     """Files as given, and image files inside folders (recursively, in sorted order, one directory
-    listing in memory at a time). Missing paths are yielded too, so that they come back as error records."""
+    listing in memory at a time). Missing paths are yielded too, so that they come back as error records,
+    and so is a folder with no image file in it (its record says so). ``skip``: a folder never entered
+    (``predict --annotate`` passes its output folder, so that a rerun does not read its own drawings)."""
+    skip = os.path.realpath(skip) if skip is not None else None
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            yield from _walk_images(str(p))
+            found = False
+            for path in _walk_images(str(p), skip):
+                found = True
+                yield path
+            if not found:
+                yield str(p)
         else:
             yield str(p)
 
 
-def _walk_images(folder: str) -> Iterator[str]:
+def _walk_images(folder: str, skip: str | None = None) -> Iterator[str]:
     with os.scandir(folder) as it:
         entries = sorted((e.name, e.is_dir()) for e in it)
     for name, is_dir in entries:
         path = os.path.join(folder, name)
         if is_dir:
-            yield from _walk_images(path)
+            if skip is None or os.path.realpath(path) != skip:
+                yield from _walk_images(path, skip)
         elif os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
             yield path
