@@ -38,6 +38,19 @@ def test_video_through_the_cli(clip, capsys):
     assert [r["frame"] for r in records] == [0, 4, 8] and all("time_s" in r and "track" in r for r in records)
 
 
+def test_cli_annotated_video_is_not_replaced_unasked(clip, tmp_path, capsys):
+    ann = tmp_path / "ann"
+    args = ["predict", str(clip), "--every", "6", "--annotate", str(ann), "--format", "jsonl", "--no-progress"]
+    assert main(args) == 0 and (ann / "clip.annotated.mp4").stat().st_size > 0
+    (ann / "clip.annotated.mp4").write_bytes(b"mine")
+    capsys.readouterr()
+    assert main(args) == 1
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["frame"] for r in records[:-1]] == [0, 6] and "pass --force" in records[-1]["error"]
+    assert (ann / "clip.annotated.mp4").read_bytes() == b"mine"
+    assert main(args + ["--force"]) == 0 and (ann / "clip.annotated.mp4").stat().st_size > 4
+
+
 def test_tracker_smooths_probabilities_and_splits_far_faces():
     labels = {"age": [str(i) for i in range(8)], "gender": ["male", "female"]}
     tracker = IouTracker(smoothing=0.5)

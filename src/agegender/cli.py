@@ -242,11 +242,18 @@ def _video_records(predictor, video: str, args):
     from agegender.video import predict_video
 
     annotate = Path(args.annotate) / (Path(video).stem + ".annotated.mp4") if args.annotate else None
+    refused = None
+    if annotate is not None and annotate.exists() and not args.force:
+        refused = f"{video}: the annotated copy {annotate} exists; pass --force to replace it"
+        annotate = None
     try:
         yield from predict_video(predictor, video, every=args.every, max_frames=args.max_frames,
                                  annotate=annotate)
     except (FileNotFoundError, ValueError) as err:
         yield FaceResult(path=video, error=str(err))
+        return
+    if refused:  # the predictions stand; the copy is reported as this input's failure
+        yield FaceResult(path=video, error=refused)
 
 
 def cmd_serve(args) -> int:
