@@ -4,7 +4,6 @@ atomic checkpoint every epoch, evaluation, distributed (torchrun) support."""
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import os
 import time
