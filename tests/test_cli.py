@@ -147,6 +147,8 @@ def test_parallel_only_folds_runs_keep_each_others_folds(tmp_path, monkeypatch):
     results = json.loads((shared / "results.json").read_text())
     assert results["summary"]["folds_done"] == [0, 1]
     assert [f["fold"] for f in results["folds"]] == [0, 1]
+    # the recorded command is the whole run's, not this process's share of it
+    assert results["command"].startswith("agegender cv ") and "--only-folds" not in results["command"]
 
 
 def test_cv_with_extra_gender_data_split_by_person(tmp_path, capsys):

@@ -509,10 +509,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _without_only_folds(argv: list[str]) -> list[str]:
+    """The command as recorded: a run's results.json (and the report) name the command for the whole run,
+    so `--only-folds`, which only says which process trains which folds, is left out."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--only-folds":
+            skip = True
+        elif not a.startswith("--only-folds="):
+            out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    args.command_line = "agegender " + shlex.join(argv)  # recorded in results and docs
+    args.command_line = "agegender " + shlex.join(_without_only_folds(argv))  # recorded in results and docs
     try:
         return args.func(args)
     except (FileNotFoundError, FileExistsError, ValueError, OSError) as err:
