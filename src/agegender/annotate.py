@@ -36,6 +36,19 @@ class Annotator:
         self.inputs = [Path(p).resolve() for p in inputs]
         self.force = force
 
+    def check_free(self, dest: Path, path: str) -> None:
+        """Raise unless ``dest`` may be written: never an input, an existing file only with ``force``."""
+        if dest.resolve() == Path(path).resolve():
+            raise ValueError(f"{path}: --annotate would overwrite this input; choose another folder")
+        if dest.exists() and not self.force:
+            raise ValueError(f"{path}: the annotated copy {dest} exists; pass --force to replace it")
+
+    def video_path(self, video: str) -> Path:
+        """Where the annotated copy of ``video`` goes (checked like an image's)."""
+        dest = self.folder / (Path(video).stem + ".annotated.mp4")
+        self.check_free(dest, video)
+        return dest
+
     def write(self, path: str, results) -> None:
         from agegender.preprocess import load_image
 
@@ -43,9 +56,6 @@ class Annotator:
         rel = next((src.relative_to(i) for i in self.inputs if i.is_dir() and src.is_relative_to(i)), Path(src.name))
         dest = (self.folder / rel).with_suffix(".jpg" if src.suffix.lower() not in (".png", ".jpg", ".jpeg")
                                                else src.suffix)
-        if dest.resolve() == src:
-            raise ValueError(f"{path}: --annotate would overwrite this input; choose another folder")
-        if dest.exists() and not self.force:
-            raise ValueError(f"{path}: the annotated copy {dest} exists; pass --force to replace it")
+        self.check_free(dest, path)
         dest.parent.mkdir(parents=True, exist_ok=True)
         draw_results(load_image(src), results).save(dest)

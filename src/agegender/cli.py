@@ -200,7 +200,7 @@ def cmd_predict(args) -> int:
 
         videos = [p for p in args.paths if is_video(p)]
         images = [p for p in args.paths if not is_video(p)]
-        video_results = (r for v in videos for r in _video_records(predictor, v, args))
+        video_results = (r for v in videos for r in _video_records(predictor, v, args, annotator))
         results = itertools.chain(predictor.predict_paths(iter_image_files(images, skip=args.annotate)), video_results)
         for path, group in itertools.groupby(results, key=lambda r: r.path):
             group = list(group)
@@ -236,16 +236,17 @@ def cmd_predict(args) -> int:
     return 1 if failed else 0
 
 
-def _video_records(predictor, video: str, args):
+def _video_records(predictor, video: str, args, annotator=None):
     """One video's face records; a video that cannot be read gives one error record instead."""
     from agegender.predict import FaceResult
     from agegender.video import predict_video
 
-    annotate = Path(args.annotate) / (Path(video).stem + ".annotated.mp4") if args.annotate else None
-    refused = None
-    if annotate is not None and annotate.exists() and not args.force:
-        refused = f"{video}: the annotated copy {annotate} exists; pass --force to replace it"
-        annotate = None
+    annotate = refused = None
+    if annotator is not None:
+        try:
+            annotate = annotator.video_path(video)
+        except ValueError as err:
+            refused = str(err)
     try:
         yield from predict_video(predictor, video, every=args.every, max_frames=args.max_frames,
                                  annotate=annotate)

@@ -144,14 +144,14 @@ class Predictor:
                 yield from self._drain([pending.popleft() for _ in range(min(window, len(pending)))])
 
     def _prepare(self, path: str):
-        if os.path.isdir(path):
-            if next(_walk_images(path), None) is None:
-                return (f"{path}: a folder with no image file in it ({' '.join(IMAGE_SUFFIXES)}, searched "
-                        "recursively; a video is read only when named on its own)")
-            return f"{path}: is a folder, not an image (iter_image_files lists the images in it)"
         try:
             faces, boxes = self._faces(load_image(path))
         except ImageError as err:
+            # a folder reaches here when iter_image_files found no image in it (checked only on failure:
+            # no extra stat per file)
+            if os.path.isdir(path) and next(_walk_images(path), None) is None:
+                return (f"{path}: a folder with no image file in it ({' '.join(IMAGE_SUFFIXES)}, searched "
+                        "recursively; a video is read only when named on its own)")
             return str(err)
         except Exception as err:  # a detector failure on one file must not end the batch
             return f"{path}: {type(err).__name__}: {err}"
