@@ -31,6 +31,15 @@ def test_cv_on_synthetic_utkface_writes_results(tmp_path, capsys):
     assert (out / "fold_1" / "predictions.npz").is_file()
     assert (tmp_path / "report" / "run_confusion.png").stat().st_size > 0
     assert (tmp_path / "report" / "run_examples.png").stat().st_size > 0
+    # On a machine without the run's checkpoints (results.json only), the kept face analysis is reused.
+    import shutil
+
+    for fold in (0, 1):
+        shutil.rmtree(out / f"fold_{fold}")
+    capsys.readouterr()
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    assert "reusing the analysis of folds [0, 1]" in capsys.readouterr().err
+    assert (tmp_path / "report" / "report.md").read_text() == text
 
 
 def test_cv_on_synthetic_adience(tmp_path):
@@ -120,6 +129,15 @@ def test_ablation_runs_rows_fold_major_resumes_and_writes_table(tmp_path, capsys
     long_fold = json.loads((long / "fold_1" / "results.json").read_text())["metrics"]
     assert cells[2] == "1" and cells[5] == "2" and cells[6] == f"{long_fold['gender_acc']:.1f}"
     assert not any(line.startswith("| multi-cls-4conv | 0 |") for line in text.splitlines())  # fold 0: no long run
+    # the long run's committed results.json alone (its fold folders gone with the machine) gives the same rows
+    kept = tmp_path / "kept" / "cv-cls"
+    kept.mkdir(parents=True)
+    (kept / "results.json").write_text((long / "results.json").read_text())
+    assert main(args[:8] + ["1"] + args[9:] + ["--table-only", "--long", str(kept)]) == 0
+    def long_rows(doc):
+        return [line for line in doc.splitlines() if line.startswith("| multi-cls-4conv | 1 |")]
+
+    assert long_rows(text) and long_rows(docs.read_text()) == long_rows(text)
     assert main(args[:8] + ["1"] + args[9:] + ["--table-only", "--long", str(out / "age-3conv")]) == 2
 
 

@@ -93,7 +93,10 @@ def schedule_table(out_dir: str | os.PathLike, long_runs: list[str | os.PathLike
             raise ValueError(f"{run}: a {model.arch} {model.head} run with tasks {','.join(model.tasks)}: no "
                              "multi-task ablation row trains that net")
         short = {f["fold"]: f for f in load_row_folds(out / row.name)}
-        for long in sorted(load_row_folds(Path(run)), key=lambda f: f["fold"]):
+        # results.json lists the finished folds (a folder of committed results has no fold_K/ folders)
+        longs = {f["fold"]: f for f in summary["folds"] if f.get("split") == "test"}
+        longs.update({f["fold"]: f for f in load_row_folds(Path(run))})
+        for long in (longs[k] for k in sorted(longs)):
             s = short.get(long["fold"])
             if s is None:
                 continue

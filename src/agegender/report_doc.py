@@ -3,10 +3,15 @@
 Per run: the per-fold table, summed confusion matrices (and their PNG), the first fold's learning curve,
 and, from each finished fold's re-predicted held-out faces, accuracy by age group / gender / UTKFace race,
 calibration error and a Fig. 3-style grid of right and wrong faces.
+
+The face analysis needs the folds' checkpoints, which live in run folders that may not outlive the machine
+they were trained on; each run's analysis is therefore also kept beside the report (``NAME_faces.json``:
+the folds it covers and its Markdown) and reused when the checkpoints at hand cover fewer folds.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +51,13 @@ def face_analysis(name: str, run_dir: Path, results: dict, out: Path, threads: i
 
     finished = [f for f in results["folds"] if f.get("split") in ("test", "val")
                 and (run_dir / f"fold_{f['fold']}" / "checkpoint").exists()]
+    kept = out / f"{name}_faces.json"
+    if kept.is_file() and (out / f"{name}_examples.png").is_file():
+        saved = json.loads(kept.read_text())
+        if len(saved["folds"]) > len(finished):
+            log(f"{name}: checkpoints of {len(finished)} fold(s) here; reusing the analysis of folds "
+                f"{saved['folds']} from {kept}")
+            return saved["lines"]
     if not finished:
         return []
     preds = []
@@ -57,7 +69,9 @@ def face_analysis(name: str, run_dir: Path, results: dict, out: Path, threads: i
     ece = calibration(preds)
     calib = ("Calibration (expected calibration error, 15 bins; 0 = probabilities mean what they say): "
              + ", ".join(f"{t} {v:.1f} %" for t, v in ece.items()) + ".") if ece else ""
-    return [f"Accuracy by group (held-out faces of folds {folds}, pooled):", "",
-            report.breakdown_tables(breakdown(preds)), calib, "",
-            f"Held-out faces of fold {finished[0]['fold']}, right and wrong (like the paper's Fig. 3):", "",
-            f"![examples]({name}_examples.png)", ""]
+    lines = [f"Accuracy by group (held-out faces of folds {folds}, pooled):", "",
+             report.breakdown_tables(breakdown(preds)), calib, "",
+             f"Held-out faces of fold {finished[0]['fold']}, right and wrong (like the paper's Fig. 3):", "",
+             f"![examples]({name}_examples.png)", ""]
+    kept.write_text(json.dumps({"folds": [f["fold"] for f in finished], "lines": lines}, indent=1) + "\n")
+    return lines
