@@ -10,6 +10,7 @@ fp32 eager measured in the same run (the machine is shared and noisy). Appends a
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
 import sys
 import time
@@ -81,6 +82,8 @@ def main() -> int:
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (inductor) of the FC-BatchNorm "
                                                              "net (needs a C++ compiler; about a minute to compile)")
     ap.add_argument("--out", default="docs/BENCHMARKS.md")
+    ap.add_argument("--section", help="section title (default: 'Training throughput (N thread(s))'); another "
+                                      "machine's numbers go in a section of their own")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     records, _ = read_dataset("utkface", str(Path(args.data) / "utkface"), verbose=False)
@@ -103,6 +106,8 @@ def main() -> int:
             True, False, images_cl, labels, args.batch, args.head, fc_norm=True, compiled=True)
     if args.bf16:
         variants["bf16 autocast, channels-last"] = step_fn(True, True, images_cl, labels, args.batch, args.head)
+        variants["bf16 autocast, channels-last, FC BatchNorm (what training runs)"] = step_fn(
+            True, True, images_cl, labels, args.batch, args.head, fc_norm=True)
     times = {name: [] for name in variants}
     for fn in variants.values():
         fn()  # warm-up
@@ -121,8 +126,8 @@ def main() -> int:
         f"augmentation, torch {torch.__version__}, "
         f"{args.threads} thread(s), {args.rounds} interleaved rounds after warm-up. Native bf16 on this CPU: "
         f"{'yes' if bf16_supported() else 'no (oneDNN emulates it)'}.", "", *rows])
-    write_section(args.out, f"Training throughput ({args.threads} thread(s))", body,
-                  " ".join(["python", *sys.argv]))
+    write_section(args.out, args.section or f"Training throughput ({args.threads} thread(s))", body,
+                  shlex.join(["python", *sys.argv]))
     print(body)
     print(machine_line())
     return 0

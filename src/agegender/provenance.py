@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -69,4 +70,4 @@ def publish(docs: str | None, title: str, body: str) -> None:
     print(body)
     if docs:
         script = Path(sys.argv[0])
-        write_section(docs, title, body, " ".join(["python", f"{script.parent.name}/{script.name}", *sys.argv[1:]]))
+        write_section(docs, title, body, shlex.join(["python", f"{script.parent.name}/{script.name}", *sys.argv[1:]]))
