@@ -17,6 +17,9 @@ def test_cv_on_synthetic_utkface_writes_results(tmp_path, capsys):
         assert set(results["summary"][key]) == {"mean", "std", "n"}
     fold = json.loads((out / "fold_0" / "results.json").read_text())
     assert fold["metrics"]["age_confusion"] and fold["commit"] and fold["train_images_per_s"] > 0
+    from agegender.engine import bf16_supported
+
+    assert fold["precision"] == ("bf16 autocast" if bf16_supported() else "fp32")  # what ran, not what was asked
     assert "gender_acc" in capsys.readouterr().out
     # A rerun skips finished folds.
     assert main(args) == 0

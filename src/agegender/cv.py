@@ -16,7 +16,7 @@ from agegender.config import ModelConfig, TrainConfig
 from agegender.data.faceset import FaceSet, build_faceset
 from agegender.data.folds import assign_folds, split_train_val
 from agegender.data.readers import Record
-from agegender.engine import evaluate
+from agegender.engine import bf16_supported, evaluate
 from agegender.metrics import headline_keys, mean_std
 from agegender.provenance import commit, machine_line
 from agegender.train import dist_info, fit
@@ -138,6 +138,8 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
             **({"extra_metrics": extra_metrics, "n_train_extra": len(train_set) - len(train_idx)}
                if extra_sets else {}),
             "epochs": train_cfg.epochs,
+            # what ran, not what was asked: bf16 autocast is skipped on a CPU without native bf16
+            "precision": "bf16 autocast" if train_cfg.bf16 and bf16_supported() else "fp32",
             "train_seconds": float(sum(h["train_seconds"] for h in history)),
             "train_images_per_s": float(np.median([h["train_images_per_s"] for h in history])),
             "wall_seconds_this_session": time.perf_counter() - started,
