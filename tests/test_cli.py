@@ -112,6 +112,7 @@ def test_ablation_runs_rows_fold_major_resumes_and_writes_table(tmp_path, capsys
     # the single-task age row has no gender number; the recipe is the short ablation schedule
     age_row = next(line for line in table.splitlines() if line.startswith("| age-3conv"))
     assert age_row.split("|")[6].strip() == ""
+    assert "±" not in age_row and age_row.split("|")[7].strip()  # one fold: a number, no spread
     saved = json.loads((out / "age-3conv" / "results.json").read_text())
     assert saved["train"]["grad_clip"] == 1.0 and saved["train"]["lr_step_epochs"] == [1.5]
     # fold 1 next: fold 0 is skipped, and the row's results.json then holds both folds

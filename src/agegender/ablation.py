@@ -74,6 +74,8 @@ def _cell(folds: list[dict], key: str) -> str:
     values = [f["metrics"][key] for f in folds if key in f["metrics"]]
     if not values:
         return ""
+    if len(values) == 1:  # one fold: no spread to show
+        return f"{values[0]:.1f}"
     s = mean_std(values)
     return f"{s['mean']:.1f} ± {s['std']:.1f}"
 
