@@ -70,6 +70,27 @@ def test_train_then_bad_paths_give_clear_errors(tmp_path, capsys):
     assert "nope: not a folder" in capsys.readouterr().err
 
 
+def test_other_input_size_trains_exports_and_predicts(tmp_path, capsys):
+    """--input-size reaches the model, the cache, the export and prediction; --shift the augmentation."""
+    from agegender import Predictor
+
+    root = make_utkface(tmp_path / "utk", n=16, size=40).parent
+    out = tmp_path / "model"
+    assert main(["train", "--dataset", "utkface", "--data-root", str(root), "--head", "cls", "--input-size", "48",
+                 "--shift", "3", "--epochs", "1", "--batch-size", "8", "--threads", "1", "--no-progress",
+                 "--out", str(out)]) == 0
+    meta = json.loads((out / "checkpoint" / "meta.json").read_text())
+    assert meta["model"]["input_size"] == 48 and meta["train"]["shift"] == 3
+    assert main(["export", str(out / "checkpoint"), "--out", str(tmp_path / "m.onnx")]) == 0
+    capsys.readouterr()
+    face = next((root / "UTKFace").glob("*.jpg"))
+    [result] = Predictor(model=str(tmp_path / "m.onnx"), aligned=True).predict(face)
+    assert result.error is None and abs(sum(result.age_group_probs) - 1) < 1e-4
+    assert main(["train", "--dataset", "utkface", "--data-root", str(root), "--input-size", "8",
+                 "--out", str(tmp_path / "tiny")]) == 2
+    assert "input_size must be at least 16" in capsys.readouterr().err
+
+
 def test_cv_with_levi_lists(tmp_path):
     for fold in range(5):
         make_levi_lists(tmp_path / "lists", fold, image_root=tmp_path / "img")

@@ -16,6 +16,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="reg: the paper's joint L2 regression; cls: softmax heads (default: reg)")
     g.add_argument("--tasks", default="age,gender", help="comma-separated tasks, e.g. age,gender,race")
     g.add_argument("--conv-layers", type=int, default=4, help="paper trunk depth 3..6 (default 4)")
+    g.add_argument("--input-size", type=int, default=64,
+                   help="side of the square face input in pixels (default 64, the paper's)")
     _add_fc_norm_arg(g)
 
 
@@ -43,6 +45,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--grad-clip", type=float)
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--no-augment", action="store_true")
+    g.add_argument("--shift", type=int, help="largest random shift of the augmentation, in pixels (default 4)")
     g.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                    help="bf16 autocast (used only where the CPU has native bf16)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
@@ -75,6 +78,7 @@ def _train_config(args):
     return recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                   lr_step_epochs=steps, warmup_epochs=args.warmup_epochs, grad_clip=args.grad_clip,
                   weight_decay=args.weight_decay, augment=False if args.no_augment else None,
+                  shift=getattr(args, "shift", None),
                   bf16=args.bf16, channels_last=args.channels_last, threads=args.threads, seed=args.seed,
                   distill_weight=getattr(args, "distill_weight", None),
                   distill_temperature=getattr(args, "distill_temperature", None),
@@ -86,7 +90,7 @@ def _configs(args):
     from agegender.config import ModelConfig
 
     model_cfg = ModelConfig(arch=args.arch, head=args.head, tasks=tuple(t for t in args.tasks.split(",") if t),
-                            conv_layers=args.conv_layers, fc_norm=_fc_norm(args))
+                            conv_layers=args.conv_layers, input_size=args.input_size, fc_norm=_fc_norm(args))
     return model_cfg, _train_config(args)
 
 

@@ -31,6 +31,8 @@ class ModelConfig:
             raise ValueError(f"head must be 'reg' or 'cls', got {self.head!r}")
         if not self.tasks:
             raise ValueError("a model needs at least one task")
+        if self.input_size < 16:
+            raise ValueError(f"input_size must be at least 16 pixels, got {self.input_size}")
         object.__setattr__(self, "tasks", tuple(self.tasks))
         object.__setattr__(self, "mean", tuple(self.mean))
         object.__setattr__(self, "std", tuple(self.std))
