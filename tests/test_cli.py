@@ -122,14 +122,17 @@ def test_ablation_runs_rows_fold_major_resumes_and_writes_table(tmp_path, capsys
     root = make_utkface(tmp_path / "utk", n=30, size=32).parent
     out, docs = tmp_path / "abl", tmp_path / "RESULTS.md"
     args = ["ablation", "--dataset", "utkface", "--data-root", str(root), "--folds", "2", "--only-folds", "0",
-            "--rows", "age-3conv,multi-cls-4conv", "--epochs", "1", "--batch-size", "8", "--threads", "1",
-            "--no-progress", "--out", str(out), "--docs", str(docs)]
+            "--rows", "age-3conv,gender-cls-4conv,multi-cls-4conv", "--epochs", "1", "--batch-size", "8",
+            "--threads", "1", "--no-progress", "--out", str(out), "--docs", str(docs)]
     assert main(args) == 0
     assert (out / "age-3conv" / "fold_0" / "results.json").is_file()
     assert not (out / "age-3conv" / "fold_1").exists()
     table = docs.read_text()
     assert "| age-3conv | age | 3 | reg | 1/2 |" in table
     assert "| multi-cls-4conv | age+gender | 4 | cls | 1/2 |" in table
+    # our single-task softmax row: a gender number, no age number
+    cls_row = next(line for line in table.splitlines() if line.startswith("| gender-cls-4conv | gender | 4 | cls"))
+    assert cls_row.split("|")[6].strip() and cls_row.split("|")[7].strip() == ""
     # the single-task age row has no gender number; the recipe is the short ablation schedule
     age_row = next(line for line in table.splitlines() if line.startswith("| age-3conv"))
     assert age_row.split("|")[6].strip() == ""

@@ -1,7 +1,9 @@
 """Table 3: single-task nets of 3-6 conv layers against the multi-task net, same folds, same schedule.
 
-Rows (10): single-task age and single-task gender with the paper's ``reg`` head at 3, 4, 5, 6 conv
-layers, and the 4-conv multi-task net with the ``reg`` head and with the ``cls`` head. Every row is an
+Rows (12): the paper's ten, single-task age and single-task gender with the paper's ``reg`` head at 3, 4,
+5, 6 conv layers and the 4-conv multi-task net with the ``reg`` head and with the ``cls`` head; and two of
+ours, single-task age and gender at 4 conv layers with ``cls`` heads, so that the multi-task ``cls`` net
+(the head the bundled model uses) has single-task nets to be compared with. Every row is an
 ordinary ``run_cv`` under ``OUT/<row>/``; the loop runs fold-major (fold 0 of every row, then fold 1, ...)
 so that an interrupted ablation leaves a table with every row at the same number of folds, and a rerun
 skips finished folds.
@@ -36,6 +38,8 @@ ROWS: tuple[AblationRow, ...] = (
     *(AblationRow(f"age-{n}conv", ("age",), n, "reg") for n in (3, 4, 5, 6)),
     *(AblationRow(f"gender-{n}conv", ("gender",), n, "reg") for n in (3, 4, 5, 6)),
     AblationRow("multi-reg-4conv", ("age", "gender"), 4, "reg"),
+    AblationRow("age-cls-4conv", ("age",), 4, "cls"),
+    AblationRow("gender-cls-4conv", ("gender",), 4, "cls"),
     AblationRow("multi-cls-4conv", ("age", "gender"), 4, "cls"),
 )
 

@@ -426,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_args(p)
     p.set_defaults(recipe="ablation")
     _add_fc_norm_arg(p)
-    p.add_argument("--rows", help="comma-separated row names (default: all 10)")
+    p.add_argument("--rows", help="comma-separated row names (default: all 12)")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--fold-seed", type=int, default=0)
     p.add_argument("--only-folds", help="comma-separated fold indices to run (default: all)")
