@@ -166,7 +166,22 @@ def test_ablation_runs_rows_fold_major_resumes_and_writes_table(tmp_path, capsys
         return [line for line in doc.splitlines() if line.startswith("| multi-cls-4conv | 1 |")]
 
     assert long_rows(text) and long_rows(docs.read_text()) == long_rows(text)
+    # a single-task long run sits beside its row; its missing task shows as empty cells
+    age_long = tmp_path / "cv-age"
+    assert main(["cv", "--dataset", "utkface", "--data-root", str(root), "--folds", "2", "--only-folds", "1",
+                 "--tasks", "age", "--conv-layers", "3", "--recipe", "cpu", "--grad-clip", "1", "--epochs", "2",
+                 "--batch-size", "8", "--threads", "1", "--no-progress", "--out", str(age_long)]) == 0
+    assert main(args[:8] + ["1"] + args[9:] + ["--table-only", "--long", str(age_long)]) == 0
+    row = next(line for line in docs.read_text().splitlines() if line.startswith("| age-3conv | 1 |"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[3] == "" and cells[4] and cells[6] == "" and cells[8].startswith("- / ")
+    # refused: the row's own folder, and a net that no row trains
     assert main(args[:8] + ["1"] + args[9:] + ["--table-only", "--long", str(out / "age-3conv")]) == 2
+    other = json.loads((long / "results.json").read_text())
+    other["model"]["conv_layers"] = 5
+    (kept / "results.json").write_text(json.dumps(other))
+    assert main(args[:8] + ["1"] + args[9:] + ["--table-only", "--long", str(kept)]) == 2
+    assert "no ablation row trains that net" in capsys.readouterr().err
 
 
 def test_parallel_only_folds_runs_keep_each_others_folds(tmp_path, monkeypatch):

@@ -84,20 +84,30 @@ def _cell(folds: list[dict], key: str) -> str:
     return f"{s['mean']:.1f} ± {s['std']:.1f}"
 
 
+def _pct(metrics: dict, key: str) -> str:
+    return f"{metrics[key]:.1f}" if key in metrics else ""
+
+
+def _gain(long: dict, short: dict, key: str) -> str:
+    return f"{long[key] - short[key]:+.1f}" if key in long and key in short else "-"
+
+
 def schedule_table(out_dir: str | os.PathLike, long_runs: list[str | os.PathLike]) -> str:
-    """Markdown: the multi-task rows at the ablation's short schedule against full cv runs of the same net
-    and head (the headline schedule), fold by fold, on the folds both have finished."""
+    """Markdown: ablation rows at the short schedule against full cv runs of the same net, tasks and head
+    (the headline schedule), fold by fold, on the folds both have finished."""
     out = Path(out_dir)
     lines = ["| net | fold | short: epochs | gender % | age exact % (strict) | long: epochs | gender % "
              "| age exact % (strict) | long - short, gender / age |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for run in long_runs:
         summary = json.loads((Path(run) / RESULTS).read_text())
         model = ModelConfig.from_dict(summary["model"])
-        row = next((r for r in ROWS if len(r.tasks) > 1 and r.tasks == model.tasks and r.head == model.head
+        row = next((r for r in ROWS if r.tasks == model.tasks and r.head == model.head
                     and r.conv_layers == model.conv_layers), None)
         if row is None or model.arch != "paper":
-            raise ValueError(f"{run}: a {model.arch} {model.head} run with tasks {','.join(model.tasks)}: no "
-                             "multi-task ablation row trains that net")
+            raise ValueError(f"{run}: a {model.arch} {model.head} run with tasks {','.join(model.tasks)} and "
+                             f"{model.conv_layers} conv layers: no ablation row trains that net")
+        if Path(run).resolve() == (out / row.name).resolve():
+            raise ValueError(f"{run}: that is the ablation's own row; --long takes a cv run at another schedule")
         short = {f["fold"]: f for f in load_row_folds(out / row.name)}
         # results.json lists the finished folds (a folder of committed results has no fold_K/ folders)
         longs = {f["fold"]: f for f in summary["folds"] if f.get("split") == "test"}
@@ -107,10 +117,10 @@ def schedule_table(out_dir: str | os.PathLike, long_runs: list[str | os.PathLike
             if s is None:
                 continue
             a, b = s["metrics"], long["metrics"]
-            lines.append(f"| {row.name} | {long['fold']} | {s['epochs']} | {a['gender_acc']:.1f} "
-                         f"| {a['age_strict_exact']:.1f} | {long['epochs']} | {b['gender_acc']:.1f} "
-                         f"| {b['age_strict_exact']:.1f} | {b['gender_acc'] - a['gender_acc']:+.1f} / "
-                         f"{b['age_strict_exact'] - a['age_strict_exact']:+.1f} |")
+            lines.append(f"| {row.name} | {long['fold']} | {s['epochs']} | {_pct(a, 'gender_acc')} "
+                         f"| {_pct(a, 'age_strict_exact')} | {long['epochs']} | {_pct(b, 'gender_acc')} "
+                         f"| {_pct(b, 'age_strict_exact')} | {_gain(b, a, 'gender_acc')} / "
+                         f"{_gain(b, a, 'age_strict_exact')} |")
     return "\n".join(lines)
 
 

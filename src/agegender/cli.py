@@ -169,8 +169,9 @@ def cmd_ablation(args) -> int:
     if args.long:
         from agegender.ablation import schedule_table
 
-        table += ("\n\nThe multi-task rows' short schedule against full cross-validation runs of the same net "
-                  "(the headline schedule), on the folds both have finished:\n\n" + schedule_table(args.out, args.long))
+        table += ("\n\nRows at the short schedule against cross-validation runs of the same net, tasks and head "
+                  "at the headline schedule, on the folds both have finished:\n\n"
+                  + schedule_table(args.out, args.long))
     print(table)
     if args.docs:
         write_section(args.docs, args.section, table, args.command_line)
@@ -433,8 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="ablation folder: one cv run per row; finished folds are skipped")
     p.add_argument("--table-only", action="store_true", help="only (re)write the table from finished folds")
     p.add_argument("--long", action="append", default=[], metavar="CV_RUN",
-                   help="a cv run of a multi-task row's net at the longer headline schedule (e.g. cv-cls, "
-                        "cv-reg): the table then shows short vs long fold by fold")
+                   help="a cv run of a row's net (same tasks, head, depth) at the longer headline schedule "
+                        "(e.g. cv-cls, cv-reg): the table then shows short vs long fold by fold")
     p.add_argument("--docs", help="write the table as a dated section of this Markdown file")
     p.add_argument("--section", default="Table 3: ablation (UTK-8, 5 folds)")
     p.set_defaults(func=cmd_ablation)
