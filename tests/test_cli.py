@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from fixtures import make_adience, make_levi_lists, make_utkface
 
 from agegender.cli import main
@@ -133,6 +134,11 @@ def test_ablation_runs_rows_fold_major_resumes_and_writes_table(tmp_path, capsys
     # our single-task softmax row: a gender number, no age number
     cls_row = next(line for line in table.splitlines() if line.startswith("| gender-cls-4conv | gender | 4 | cls"))
     assert cls_row.split("|")[6].strip() and cls_row.split("|")[7].strip() == ""
+    # multi-task vs single-task of the same head, paired by fold: gender for cls (age-cls-4conv was not run)
+    sharing = [line for line in table.splitlines() if line.startswith("| cls | ")]
+    assert len(sharing) == 1 and sharing[0].startswith("| cls | gender (gender acc %) | 1 |")
+    cells = [c.strip() for c in sharing[0].split("|")[1:-1]]
+    assert float(cells[4]) - float(cells[3]) == pytest.approx(float(cells[5]), abs=0.11) and cells[6] == cells[5]
     # the single-task age row has no gender number; the recipe is the short ablation schedule
     age_row = next(line for line in table.splitlines() if line.startswith("| age-3conv"))
     assert age_row.split("|")[6].strip() == ""

@@ -124,6 +124,38 @@ def schedule_table(out_dir: str | os.PathLike, long_runs: list[str | os.PathLike
     return "\n".join(lines)
 
 
+TASK_METRIC = {"age": ("age_strict_exact", "age exact % (strict)"), "gender": ("gender_acc", "gender acc %")}
+
+
+def sharing_table(out_dir: str | os.PathLike, rows: tuple[AblationRow, ...] = ROWS) -> str:
+    """Markdown: does sharing the trunk help? Each multi-task row against the single-task row of the same
+    head and depth, task by task, paired by fold (the same test faces), on the folds both have finished."""
+    out = Path(out_dir)
+    lines = ["| head | task (metric) | folds | single-task | multi-task | multi - single, fold by fold "
+             "| mean ± std | folds where multi is ahead |", "|---|---|---:|---:|---:|---|---:|---:|"]
+    for multi in (r for r in rows if len(r.tasks) > 1):
+        multi_folds = {f["fold"]: f["metrics"] for f in load_row_folds(out / multi.name)}
+        for task in multi.tasks:
+            single = next((r for r in rows if r.tasks == (task,) and r.head == multi.head
+                           and r.conv_layers == multi.conv_layers), None)
+            if single is None or task not in TASK_METRIC:
+                continue
+            key, label = TASK_METRIC[task]
+            single_folds = {f["fold"]: f["metrics"] for f in load_row_folds(out / single.name)}
+            both = sorted(set(multi_folds) & set(single_folds))
+            if not both:
+                continue
+            a = [single_folds[k][key] for k in both]
+            b = [multi_folds[k][key] for k in both]
+            diffs = [y - x for x, y in zip(a, b)]
+            spread = mean_std(diffs)
+            mean = f"{spread['mean']:+.1f}" + (f" ± {spread['std']:.1f}" if len(diffs) > 1 else "")
+            lines.append(f"| {multi.head} | {task} ({label}) | {len(both)} | {sum(a) / len(a):.1f} "
+                         f"| {sum(b) / len(b):.1f} | {', '.join(f'{d:+.1f}' for d in diffs)} "
+                         f"| {mean} | {sum(d > 0 for d in diffs)} of {len(both)} |")
+    return "\n".join(lines)
+
+
 def ablation_table(out_dir: str | os.PathLike, rows: tuple[AblationRow, ...] = ROWS, k: int = 5) -> str:
     """Markdown: one line per row, mean ± std over its finished folds (and how many)."""
     out = Path(out_dir)

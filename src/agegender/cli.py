@@ -150,7 +150,7 @@ def cmd_cv(args) -> int:
 
 
 def cmd_ablation(args) -> int:
-    from agegender.ablation import ablation_table, run_ablation, select_rows
+    from agegender.ablation import ablation_table, run_ablation, select_rows, sharing_table
     from agegender.data.datasets import read_dataset
     from agegender.provenance import write_section
 
@@ -166,6 +166,8 @@ def cmd_ablation(args) -> int:
                      folds=folds, fold_seed=args.fold_seed, command=args.command_line,
                      progress=not args.no_progress, log=_log)
     table = ablation_table(args.out, rows, k=args.folds)
+    table += ("\n\nDoes sharing the trunk help? Each multi-task row against the single-task row of the same head "
+              "and depth, paired by fold (the same test faces):\n\n" + sharing_table(args.out, rows))
     if args.long:
         from agegender.ablation import schedule_table
 
