@@ -183,11 +183,11 @@ def test_ablation_runs_rows_fold_major_resumes_and_writes_table(tmp_path, capsys
     assert cells[3] == "" and cells[4] and cells[6] == "" and cells[8].startswith("- / ")
     # refused: the row's own folder, and a net that no row trains
     assert main(args[:8] + ["1"] + args[9:] + ["--table-only", "--long", str(out / "age-3conv")]) == 2
-    other = json.loads((long / "results.json").read_text())
-    other["model"]["conv_layers"] = 5
-    (kept / "results.json").write_text(json.dumps(other))
-    assert main(args[:8] + ["1"] + args[9:] + ["--table-only", "--long", str(kept)]) == 2
-    assert "no ablation row trains that net" in capsys.readouterr().err
+    other = json.loads((long / "results.json").read_text())  # the same net at another depth / input size
+    for key, value in (("conv_layers", 5), ("input_size", 96)):
+        (kept / "results.json").write_text(json.dumps({**other, "model": {**other["model"], key: value}}))
+        assert main(args[:8] + ["1"] + args[9:] + ["--table-only", "--long", str(kept)]) == 2
+        assert "no ablation row trains that net" in capsys.readouterr().err
 
 
 def test_parallel_only_folds_runs_keep_each_others_folds(tmp_path, monkeypatch):

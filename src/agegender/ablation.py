@@ -103,9 +103,10 @@ def schedule_table(out_dir: str | os.PathLike, long_runs: list[str | os.PathLike
         model = ModelConfig.from_dict(summary["model"])
         row = next((r for r in ROWS if r.tasks == model.tasks and r.head == model.head
                     and r.conv_layers == model.conv_layers), None)
-        if row is None or model.arch != "paper":
-            raise ValueError(f"{run}: a {model.arch} {model.head} run with tasks {','.join(model.tasks)} and "
-                             f"{model.conv_layers} conv layers: no ablation row trains that net")
+        if row is None or model.arch != "paper" or model.input_size != row.model_config().input_size:
+            raise ValueError(f"{run}: a {model.arch} {model.head} run with tasks {','.join(model.tasks)}, "
+                             f"{model.conv_layers} conv layers, {model.input_size} px input: no ablation row "
+                             "trains that net")
         if Path(run).resolve() == (out / row.name).resolve():
             raise ValueError(f"{run}: that is the ablation's own row; --long takes a cv run at another schedule")
         short = {f["fold"]: f for f in load_row_folds(out / row.name)}
