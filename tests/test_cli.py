@@ -92,6 +92,33 @@ def test_other_input_size_trains_exports_and_predicts(tmp_path, capsys):
     assert "input_size must be at least 16" in capsys.readouterr().err
 
 
+def test_task_weights_reach_the_loss(tmp_path, capsys):
+    """--task-weights is stored with the checkpoint and scales that task's term of the summed loss."""
+    import torch
+
+    from agegender.losses import multitask_loss
+
+    root = make_utkface(tmp_path / "utk", n=8, size=40).parent
+    out = tmp_path / "model"
+    assert main(["train", "--dataset", "utkface", "--data-root", str(root), "--head", "cls", "--task-weights",
+                 "gender=2.5", "--epochs", "1", "--batch-size", "8", "--threads", "1", "--no-progress",
+                 "--out", str(out)]) == 0
+    meta = json.loads((out / "checkpoint" / "meta.json").read_text())
+    weights = meta["train"]["task_weights"]
+    assert weights == {"gender": 2.5}
+    outputs = {"age": torch.randn(4, 8), "gender": torch.randn(4, 2)}
+    targets = {"age": torch.tensor([0, 3, 7, 2]), "gender": torch.tensor([0, 1, 1, 0])}
+    plain, parts = multitask_loss(outputs, targets)
+    weighted, _ = multitask_loss(outputs, targets, weights)
+    assert abs(float(weighted) - (parts["age"] + 2.5 * parts["gender"])) < 1e-5
+    assert abs(float(plain) - (parts["age"] + parts["gender"])) < 1e-5
+    for bad in ("race=2", "gender", "gender=-1", "gender=x"):
+        assert main(["train", "--dataset", "utkface", "--data-root", str(root), "--task-weights", bad,
+                     "--out", str(tmp_path / "bad")]) == 2
+        assert "--task-weights" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_cv_with_levi_lists(tmp_path):
     for fold in range(5):
         make_levi_lists(tmp_path / "lists", fold, image_root=tmp_path / "img")

@@ -51,6 +51,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     g.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     g.add_argument("--seed", type=int)
+    g.add_argument("--task-weights", metavar="TASK=W,...",
+                   help="weight of each task's loss in the sum, e.g. gender=2 (default: 1 for every task)")
     g.add_argument("--teacher", help="knowledge distillation from a cls-head teacher: train: its checkpoint "
                                      "folder; cv: a finished cv run with the same folds (fold K learns from "
                                      "its fold K)")
@@ -83,13 +85,37 @@ def _train_config(args):
                   distill_weight=getattr(args, "distill_weight", None),
                   distill_temperature=getattr(args, "distill_temperature", None),
                   teacher=getattr(args, "teacher", None) if getattr(args, "command", "") == "train" else None,
-                  init=getattr(args, "init", None) if getattr(args, "command", "") == "train" else None)
+                  init=getattr(args, "init", None) if getattr(args, "command", "") == "train" else None,
+                  task_weights=_task_weights(getattr(args, "task_weights", None), _tasks(args)))
+
+
+def _tasks(args) -> tuple[str, ...]:
+    return tuple(t for t in getattr(args, "tasks", "age,gender").split(",") if t)
+
+
+def _task_weights(text: str | None, tasks: tuple[str, ...]) -> dict[str, float] | None:
+    """'gender=2,age=1' -> {'gender': 2.0, 'age': 1.0}; a task the model lacks or a bad weight is an error."""
+    if not text:
+        return None
+    weights = {}
+    for item in text.split(","):
+        task, sep, value = item.partition("=")
+        task = task.strip()
+        try:
+            w = float(value)
+        except ValueError:
+            w = float("nan")
+        if not sep or task not in tasks or not w >= 0:
+            raise ValueError(f"--task-weights: {item!r} is not TASK=WEIGHT with TASK one of {', '.join(tasks)} "
+                             "and WEIGHT a number >= 0")
+        weights[task] = w
+    return weights
 
 
 def _configs(args):
     from agegender.config import ModelConfig
 
-    model_cfg = ModelConfig(arch=args.arch, head=args.head, tasks=tuple(t for t in args.tasks.split(",") if t),
+    model_cfg = ModelConfig(arch=args.arch, head=args.head, tasks=_tasks(args),
                             conv_layers=args.conv_layers, input_size=args.input_size, fc_norm=_fc_norm(args))
     return model_cfg, _train_config(args)
 
