@@ -1,0 +1,140 @@
+"""Score several cv runs of the same fold side by side on the faces they all held out, gender by age band.
+
+    python benchmarks/pilot_eval.py --data ../shared/data/utkface RUN [RUN ...] [--docs docs/RESULTS.md]
+
+For choosing a recipe without touching a test fold: every RUN is an `agegender cv` run (cls heads) with
+the same folds (k, fold seed) and the same `--tune-val`, so each finished fold was scored on the same
+validation faces carved from that fold's training part. Each run's checkpoint is run on those faces at its
+own input size; rows give gender accuracy overall and for true ages 0-12 / 13-19 / 20+ (where the peers
+differ most), strict age-group accuracy, the same with test-time mirroring (probabilities of the face and
+its mirror image averaged), and, with --ensemble, the average of all runs' probabilities. A paired
+difference against the first run counts the faces one gets right and the other wrong, so the noise of
+the comparison is visible: a gain of d points on n faces is about 1.4 * sqrt(flips) / n * 100 points wide
+at 2 sigma.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from agegender.checkpoint import load_checkpoint
+from agegender.data.datasets import read_dataset
+from agegender.data.faceset import build_faceset
+from agegender.data.folds import assign_folds, split_train_val
+from agegender.engine import predict_outputs
+from agegender.labels import MISSING, age_group_strict
+from agegender.provenance import publish
+
+BANDS = ((0, 12), (13, 19), (20, 200))
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def scored_indices(records, k: int, fold_seed: int, fold: int, tune_val: float) -> np.ndarray:
+    """Indices into ``records`` of the faces fold ``fold`` of a cv run scored (as `run_cv` chose them)."""
+    folds = np.array(assign_folds(records, k, seed=fold_seed))
+    train_idx, test_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+    if tune_val > 0:
+        _, va = split_train_val([records[i] for i in train_idx], tune_val, seed=fold_seed)
+        return train_idx[va]
+    return test_idx
+
+
+def run_probs(checkpoint: Path, records, threads: int) -> dict[str, dict[str, np.ndarray]]:
+    """{"plain"|"mirror": {task: probabilities}} of one checkpoint on ``records``."""
+    import torch
+
+    torch.set_num_threads(threads)
+    model, meta = load_checkpoint(checkpoint)
+    faces = build_faceset(records, meta["model"]["input_size"], tag="utkface", progress=False)
+    images = np.asarray(faces.images)
+    plain = predict_outputs(model, images)
+    mirrored = predict_outputs(model, images[:, :, ::-1].copy())
+    for task, out in plain.items():
+        if out.ndim != 2:
+            raise ValueError(f"{checkpoint}: task {task} has no softmax head; this benchmark needs --head cls runs")
+    p = {t: softmax(v) for t, v in plain.items()}
+    m = {t: (softmax(v) + softmax(mirrored[t])) / 2 for t, v in plain.items()}
+    return {"plain": p, "mirror": m}
+
+
+def row(name: str, probs: dict[str, np.ndarray], gender: np.ndarray, age: np.ndarray, years: np.ndarray,
+        reference: np.ndarray | None) -> tuple[str, np.ndarray]:
+    hit = probs["gender"].argmax(1) == gender
+    bands = " / ".join(f"{100 * hit[(years >= lo) & (years <= hi)].mean():.1f}" for lo, hi in BANDS)
+    known = age != MISSING
+    age_hit = probs["age"].argmax(1)[known] == age[known]
+    paired = ""
+    if reference is not None:
+        gained, lost = int((hit & ~reference).sum()), int((~hit & reference).sum())
+        paired = f"{100 * (gained - lost) / len(hit):+.2f} ({gained} gained, {lost} lost)"
+    return (f"| {name} | {100 * hit.mean():.2f} | {bands} | {100 * age_hit.mean():.2f} | {paired} |", hit)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", help="cv run folders (the first is the reference of the paired column)")
+    ap.add_argument("--data", required=True, help="the UTKFace folder the runs trained on")
+    ap.add_argument("--fold", type=int, default=0)
+    ap.add_argument("--ensemble", action="store_true", help="also the average of all runs' probabilities")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--docs", help="write the table as a dated section of this Markdown file")
+    ap.add_argument("--section", default="Recipe pilots (validation split of fold 0)")
+    args = ap.parse_args(argv)
+
+    records, _ = read_dataset("utkface", args.data, verbose=False)
+    setups, names = set(), []
+    for run in map(Path, args.runs):
+        info = json.loads((run / "results.json").read_text())
+        if not (run / f"fold_{args.fold}" / "results.json").is_file():
+            raise SystemExit(f"{run}: fold {args.fold} is not finished")
+        setups.add((info["k"], info["fold_seed"], info.get("tune_val", 0.0)))
+        names.append(run.name)
+    if len(setups) != 1:
+        raise SystemExit(f"the runs did not score the same faces (k, fold seed, tune_val differ: {sorted(setups)})")
+    k, fold_seed, tune_val = setups.pop()
+    idx = scored_indices(records, k, fold_seed, args.fold, tune_val)
+    chosen = [records[i] for i in idx]
+    gender = np.array([r.label("gender") for r in chosen])
+    years = np.array([r.label("age_years") for r in chosen])
+    age = np.array([age_group_strict(y) if y != MISSING else MISSING for y in years])
+    if (gender == MISSING).any():
+        raise SystemExit("some scored faces lack a gender label")
+    n_band = " / ".join(str(int(((years >= lo) & (years <= hi)).sum())) for lo, hi in BANDS)
+
+    lines = [f"Fold {args.fold}, {'validation split ' + format(tune_val) if tune_val else 'test fold'} "
+             f"(k={k}, fold seed {fold_seed}): {len(idx)} faces, {n_band} aged 0-12 / 13-19 / 20+; "
+             f"strict age on the {int((age != MISSING).sum())} inside a group. Paired column: against "
+             f"`{names[0]}` on the same faces.", "",
+             "| run | gender % | gender % aged 0-12 / 13-19 / 20+ | age exact % (strict) | gender vs first run |",
+             "|---|---:|---:|---:|---:|"]
+    all_probs, reference = [], None
+    for run, name in zip(map(Path, args.runs), names):
+        probs = run_probs(run / f"fold_{args.fold}" / "checkpoint", chosen, args.threads)
+        all_probs.append(probs)
+        for variant in ("plain", "mirror"):
+            label = name if variant == "plain" else f"{name}, mirror"
+            text, hit = row(label, probs[variant], gender, age, years, reference)
+            if reference is None:
+                reference = hit
+            lines.append(text)
+        print(lines[-2], lines[-1], sep="\n", file=sys.stderr, flush=True)
+    if args.ensemble and len(all_probs) > 1:
+        for variant in ("plain", "mirror"):
+            mean = {t: np.mean([p[variant][t] for p in all_probs], axis=0) for t in ("age", "gender")}
+            lines.append(row(f"mean of all {len(all_probs)}{', mirror' if variant == 'mirror' else ''}",
+                             mean, gender, age, years, reference)[0])
+    publish(args.docs, args.section, "\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
