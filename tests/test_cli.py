@@ -112,7 +112,7 @@ def test_task_weights_reach_the_loss(tmp_path, capsys):
     weighted, _ = multitask_loss(outputs, targets, weights)
     assert abs(float(weighted) - (parts["age"] + 2.5 * parts["gender"])) < 1e-5
     assert abs(float(plain) - (parts["age"] + parts["gender"])) < 1e-5
-    for bad in ("race=2", "gender", "gender=-1", "gender=x"):
+    for bad in ("race=2", "gender", "gender=-1", "gender=x", "gender=inf", "gender=nan"):
         assert main(["train", "--dataset", "utkface", "--data-root", str(root), "--task-weights", bad,
                      "--out", str(tmp_path / "bad")]) == 2
         assert "--task-weights" in capsys.readouterr().err

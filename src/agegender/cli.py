@@ -105,9 +105,9 @@ def _task_weights(text: str | None, tasks: tuple[str, ...]) -> dict[str, float] 
             w = float(value)
         except ValueError:
             w = float("nan")
-        if not sep or task not in tasks or not w >= 0:
+        if not sep or task not in tasks or not 0 <= w < float("inf"):
             raise ValueError(f"--task-weights: {item!r} is not TASK=WEIGHT with TASK one of {', '.join(tasks)} "
-                             "and WEIGHT a number >= 0")
+                             "and WEIGHT a finite number >= 0")
         weights[task] = w
     return weights
 
