@@ -26,16 +26,12 @@ from agegender.checkpoint import load_checkpoint
 from agegender.data.datasets import read_dataset
 from agegender.data.faceset import build_faceset
 from agegender.data.folds import assign_folds, split_train_val
+from agegender.decode import softmax
 from agegender.engine import predict_outputs
 from agegender.labels import MISSING, age_group_strict
 from agegender.provenance import publish
 
 BANDS = ((0, 12), (13, 19), (20, 200))
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def scored_indices(records, k: int, fold_seed: int, fold: int, tune_val: float) -> np.ndarray:
