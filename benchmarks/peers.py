@@ -199,6 +199,9 @@ class NodePeer:
         return _years_to_groups(np.asarray(reply["years"])), female.astype(np.int64)
 
 
+PEER_KEYS = ("openvino", "cydral", *NodePeer.NAMES)
+
+
 class PeerCache:
     """Peer predictions by (peer, file, size, content digest) in a JSON file: the peers never change, so a
     second `peers.py` run (another cv run, more folds) only predicts faces it has not seen. Ours is never
@@ -321,8 +324,14 @@ def main() -> None:
     ap.add_argument("--mirror", action="store_true",
                     help="add a row for ours with `predict --mirror` (each face also run mirrored, averaged)")
     ap.add_argument("--no-speed", action="store_true", help="accuracy only (e.g. to fill the peer cache)")
+    ap.add_argument("--peers", default=",".join(PEER_KEYS),
+                    help=f"comma-separated peers to run, of {', '.join(PEER_KEYS)} (default: all; the node ones "
+                         "need --node-peers)")
     ap.add_argument("--docs", help="write the table as a section of this Markdown file")
     args = ap.parse_args()
+    wanted = [k for k in args.peers.split(",") if k]
+    if unknown := sorted(set(wanted) - set(PEER_KEYS)):
+        ap.error(f"--peers: unknown {', '.join(unknown)}; known: {', '.join(PEER_KEYS)}")
     folds = held_out_folds(Path(args.run), [int(f) for f in args.folds.split(",")] if args.folds else None)
     results = json.loads((Path(args.run) / "results.json").read_text())
     celeba = celeba_folds(args.celeba, results) if args.celeba else []
@@ -330,9 +339,10 @@ def main() -> None:
     celeba_totals: dict[str, list[int]] = {}  # name -> [hits, n]
     speeds: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        peers = [OpenVino0013(args.openvino_xml), Cydral()]
+        peers = [OpenVino0013(args.openvino_xml)] if "openvino" in wanted else []
+        peers += [Cydral()] if "cydral" in wanted else []
         if args.node_peers:
-            peers += [NodePeer(key, args.node_peers, Path(tmp)) for key in NodePeer.NAMES]
+            peers += [NodePeer(key, args.node_peers, Path(tmp)) for key in NodePeer.NAMES if key in wanted]
         cache = PeerCache(Path(args.peer_cache) if args.peer_cache else None)
         for fold, records, ckpt in folds:
             crops = [np.asarray(Image.open(r.path).convert("RGB")) for r in records]
