@@ -324,14 +324,15 @@ def main() -> None:
     ap.add_argument("--mirror", action="store_true",
                     help="add a row for ours with `predict --mirror` (each face also run mirrored, averaged)")
     ap.add_argument("--no-speed", action="store_true", help="accuracy only (e.g. to fill the peer cache)")
-    ap.add_argument("--peers", default=",".join(PEER_KEYS),
-                    help=f"comma-separated peers to run, of {', '.join(PEER_KEYS)} (default: all; the node ones "
-                         "need --node-peers)")
+    ap.add_argument("--peers", help=f"comma-separated peers to run, of {', '.join(PEER_KEYS)} (default: all; "
+                                    "the node ones only with --node-peers)")
     ap.add_argument("--docs", help="write the table as a section of this Markdown file")
     args = ap.parse_args()
-    wanted = [k for k in args.peers.split(",") if k]
+    wanted = [k for k in args.peers.split(",") if k] if args.peers else list(PEER_KEYS)
     if unknown := sorted(set(wanted) - set(PEER_KEYS)):
         ap.error(f"--peers: unknown {', '.join(unknown)}; known: {', '.join(PEER_KEYS)}")
+    if args.peers and not args.node_peers and (node := sorted(set(wanted) & set(NodePeer.NAMES))):
+        ap.error(f"--peers {', '.join(node)}: needs --node-peers (the tfjs peers run through node)")
     folds = held_out_folds(Path(args.run), [int(f) for f in args.folds.split(",")] if args.folds else None)
     results = json.loads((Path(args.run) / "results.json").read_text())
     celeba = celeba_folds(args.celeba, results) if args.celeba else []
