@@ -279,6 +279,45 @@ def test_cv_with_extra_gender_data_split_by_person(tmp_path, capsys):
     assert "celeba_gender gender (held-out people)" in table and f"{mean['mean']:.1f} ± {mean['std']:.1f}" in table
 
 
+def test_cv_tune_val_scores_extra_people_carved_from_the_training_part(tmp_path, monkeypatch, capsys):
+    """With `--tune-val` the extra's test people stay untouched like the main test fold: the extra is
+    scored on validation people carved from its training part, and none of them is trained on."""
+    from fixtures import make_celeba_gender
+
+    import agegender.cv as cv
+    from agegender.data.folds import assign_folds
+    from agegender.data.readers import read_celeba_gender
+
+    root = make_utkface(tmp_path / "utk", n=30, size=32).parent
+    celeba = make_celeba_gender(tmp_path / "celeba", people=20, faces_per_person=2)
+    seen = {}
+    real_fit, real_evaluate = cv.fit, cv.evaluate
+
+    def recording_fit(model_cfg, train_cfg, train, *a, **kw):
+        seen["train"] = {r.group for r in train.records if r.path.startswith(str(celeba))}
+        return real_fit(model_cfg, train_cfg, train, *a, **kw)
+
+    def recording_evaluate(model, faces, **kw):
+        seen["scored"] = {r.group for r in faces.records}
+        return real_evaluate(model, faces, **kw)
+
+    monkeypatch.setattr(cv, "fit", recording_fit)
+    monkeypatch.setattr(cv, "evaluate", recording_evaluate)
+    out = tmp_path / "run"
+    assert main(["cv", "--dataset", "utkface", "--data-root", str(root), "--extra", f"celeba_gender:{celeba}",
+                 "--head", "cls", "--folds", "2", "--only-folds", "0", "--tune-val", "0.5", "--epochs", "1",
+                 "--batch-size", "8", "--lr", "0.01", "--threads", "1", "--no-progress", "--out", str(out)]) == 0
+    records = read_celeba_gender(celeba)
+    test_people = {r.group for r, f in zip(records, assign_folds(records, 2), strict=True) if f == 0}
+    assert seen["scored"] and seen["train"]
+    assert not seen["scored"] & test_people and not seen["train"] & test_people
+    assert not seen["scored"] & seen["train"]
+    fold = json.loads((out / "fold_0" / "results.json").read_text())
+    n = fold["extra_metrics"]["celeba_gender"]["n_eval"]
+    assert fold["extra_split"] == "val" and fold["n_train_extra"] + n == 2 * (20 - len(test_people))
+    assert f"celeba_gender: {fold['n_train_extra']} train / {n} val" in capsys.readouterr().err
+
+
 def test_extra_folds_keep_each_person_on_one_side(tmp_path):
     from fixtures import make_celeba_gender
 

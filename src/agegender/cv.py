@@ -64,11 +64,11 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
         splits = [(np.flatnonzero(folds != f), np.flatnonzero(folds == f)) for f in range(k)]
     k = len(splits)
     faces = build_faceset(records, model_cfg.input_size, tag=data_info["dataset"], progress=progress)
-    extra_sets = []  # (name, faces, fold per face)
+    extra_sets = []  # (name, records, faces, fold per face)
     for name, extra_records in extras:
         extra_folds = np.array(assign_folds(extra_records, k, seed=fold_seed))
-        extra_sets.append((name, build_faceset(extra_records, model_cfg.input_size, tag=name, progress=progress),
-                           extra_folds))
+        extra_faces = build_faceset(extra_records, model_cfg.input_size, tag=name, progress=progress)
+        extra_sets.append((name, extra_records, extra_faces, extra_folds))
     t0 = time.perf_counter()
     fold_results: dict[int, dict] = {}  # fold -> its results
 
@@ -110,12 +110,18 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
         if tune_val > 0:
             tr, va = split_train_val([records[i] for i in train_idx], tune_val, seed=fold_seed)
             train_idx, test_idx, split = train_idx[tr], train_idx[va], "val"
+        extra_parts = []  # (name, faces, training indices, scored indices) of each extra for this fold
+        for name, extra_records, extra_faces, f in extra_sets:
+            extra_train, extra_eval = np.flatnonzero(f != fold), np.flatnonzero(f == fold)
+            if tune_val > 0:  # the extra's test people stay untouched too: score people carved from its training part
+                tr, va = split_train_val([extra_records[i] for i in extra_train], tune_val, seed=fold_seed)
+                extra_train, extra_eval = extra_train[tr], extra_train[va]
+            extra_parts.append((name, extra_faces, extra_train, extra_eval))
         train_set = faces.subset(train_idx)
-        if extra_sets:
-            train_set = FaceSet.concat([train_set] + [s.subset(np.flatnonzero(f != fold)) for _, s, f in extra_sets])
+        if extra_parts:
+            train_set = FaceSet.concat([train_set] + [s.subset(tr) for _, s, tr, _ in extra_parts])
         log(f"fold {fold}: {len(train_idx)} train / {len(test_idx)} {split}"
-            + "".join(f"; {name}: {int((f != fold).sum())} train / {int((f == fold).sum())} test"
-                      for name, _, f in extra_sets))
+            + "".join(f"; {name}: {len(tr)} train / {len(ev)} {split}" for name, _, tr, ev in extra_parts))
         fold_cfg = train_cfg
         if teacher_run is not None:
             fold_cfg = dataclasses.replace(fold_cfg, teacher=str(run_fold(teacher_run, fold, k, fold_seed, "teacher")))
@@ -126,8 +132,8 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
                   resume=True, eval_every=eval_every, progress=progress, log=log)
         extra_metrics = {}
         if rank == 0:
-            for name, extra_faces, f in extra_sets:  # each extra's held-out people, scored on its own
-                held_out = extra_faces.subset(np.flatnonzero(f == fold))
+            for name, extra_faces, _, scored in extra_parts:  # each extra's held-out people, scored on its own
+                held_out = extra_faces.subset(scored)
                 extra_metrics[name], _ = evaluate(res["model"], held_out, bf16=train_cfg.bf16,
                                                   channels_last=train_cfg.channels_last)
                 extra_metrics[name]["n_eval"] = len(held_out)
@@ -135,7 +141,7 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
         result = {
             "fold": fold, "split": split, "n_train": len(train_idx), "n_eval": len(test_idx),
             "metrics": res["metrics"],
-            **({"extra_metrics": extra_metrics, "n_train_extra": len(train_set) - len(train_idx)}
+            **({"extra_metrics": extra_metrics, "n_train_extra": len(train_set) - len(train_idx), "extra_split": split}
                if extra_sets else {}),
             "epochs": train_cfg.epochs,
             # what ran, not what was asked: bf16 autocast is skipped on a CPU without native bf16
