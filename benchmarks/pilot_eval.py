@@ -7,7 +7,10 @@ the same folds (k, fold seed) and the same `--tune-val`, so each finished fold w
 validation faces carved from that fold's training part. Each run's checkpoint is run on those faces at its
 own input size; rows give gender accuracy overall and for true ages 0-12 / 13-19 / 20+ (where the peers
 differ most), strict age-group accuracy, the same with test-time mirroring (probabilities of the face and
-its mirror image averaged), and, with --ensemble, the average of all runs' probabilities. A paired
+its mirror image averaged), and, with --ensemble, the average of all runs' probabilities. With --celeba,
+a last column scores gender on the CelebA people the fold's validation split carved from CelebA's training
+part (as `cv --tune-val --extra celeba_gender:...` does); a run that trained on those people (an `--extra`
+run made before that carve existed) shows "trained on" there instead of a number. A paired
 difference against the first run counts the faces one gets right and the other wrong, so the noise of
 the comparison is visible: a gain of d points on n faces is about 1.4 * sqrt(flips) / n * 100 points wide
 at 2 sigma.
@@ -35,7 +38,8 @@ BANDS = ((0, 12), (13, 19), (20, 200))
 
 
 def scored_indices(records, k: int, fold_seed: int, fold: int, tune_val: float) -> np.ndarray:
-    """Indices into ``records`` of the faces fold ``fold`` of a cv run scored (as `run_cv` chose them)."""
+    """Indices into ``records`` of the faces fold ``fold`` of a cv run scored (as `run_cv` chose them, for the
+    main dataset and for each ``--extra`` alike)."""
     folds = np.array(assign_folds(records, k, seed=fold_seed))
     train_idx, test_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
     if tune_val > 0:
@@ -44,13 +48,19 @@ def scored_indices(records, k: int, fold_seed: int, fold: int, tune_val: float) 
     return test_idx
 
 
-def run_probs(checkpoint: Path, records, threads: int) -> dict[str, dict[str, np.ndarray]]:
+def trained_on_celeba_scored(fold_result: dict) -> bool:
+    """Whether a fold's training part held the CelebA people :func:`scored_indices` picks for it."""
+    trained = "celeba_gender" in fold_result.get("extra_metrics", {})
+    return trained and fold_result.get("extra_split", "test") != fold_result.get("split", "test")
+
+
+def run_probs(checkpoint: Path, records, threads: int, tag: str = "utkface") -> dict[str, dict[str, np.ndarray]]:
     """{"plain"|"mirror": {task: probabilities}} of one checkpoint on ``records``."""
     import torch
 
     torch.set_num_threads(threads)
     model, meta = load_checkpoint(checkpoint)
-    faces = build_faceset(records, meta["model"]["input_size"], tag="utkface", progress=False)
+    faces = build_faceset(records, meta["model"]["input_size"], tag=tag, progress=False)
     images = np.asarray(faces.images)
     plain = predict_outputs(model, images)
     mirrored = predict_outputs(model, images[:, :, ::-1].copy())
@@ -63,7 +73,7 @@ def run_probs(checkpoint: Path, records, threads: int) -> dict[str, dict[str, np
 
 
 def row(name: str, probs: dict[str, np.ndarray], gender: np.ndarray, age: np.ndarray, years: np.ndarray,
-        reference: np.ndarray | None) -> tuple[str, np.ndarray]:
+        reference: np.ndarray | None, celeba: str | None = None) -> tuple[str, np.ndarray]:
     hit = probs["gender"].argmax(1) == gender
     bands = " / ".join(f"{100 * hit[(years >= lo) & (years <= hi)].mean():.1f}" for lo, hi in BANDS)
     known = age != MISSING
@@ -72,7 +82,12 @@ def row(name: str, probs: dict[str, np.ndarray], gender: np.ndarray, age: np.nda
     if reference is not None:
         gained, lost = int((hit & ~reference).sum()), int((~hit & reference).sum())
         paired = f"{100 * (gained - lost) / len(hit):+.2f} ({gained} gained, {lost} lost)"
-    return (f"| {name} | {100 * hit.mean():.2f} | {bands} | {100 * age_hit.mean():.2f} | {paired} |", hit)
+    extra = "" if celeba is None else f" {celeba} |"
+    return (f"| {name} | {100 * hit.mean():.2f} | {bands} | {100 * age_hit.mean():.2f} | {paired} |{extra}", hit)
+
+
+def celeba_cell(probs: dict[str, np.ndarray] | None, gender: np.ndarray) -> str:
+    return "trained on" if probs is None else f"{100 * (probs['gender'].argmax(1) == gender).mean():.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,19 +96,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="the UTKFace folder the runs trained on")
     ap.add_argument("--fold", type=int, default=0)
     ap.add_argument("--ensemble", action="store_true", help="also the average of all runs' probabilities")
+    ap.add_argument("--celeba", help="the celeba_gender folder: add gender on the fold's CelebA validation people")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--docs", help="write the table as a dated section of this Markdown file")
     ap.add_argument("--section", default="Recipe pilots (validation split of fold 0)")
     args = ap.parse_args(argv)
 
     records, _ = read_dataset("utkface", args.data, verbose=False)
-    setups, names = set(), []
+    setups, names, fold_results = set(), [], []
     for run in map(Path, args.runs):
         info = json.loads((run / "results.json").read_text())
-        if not (run / f"fold_{args.fold}" / "results.json").is_file():
+        done = run / f"fold_{args.fold}" / "results.json"
+        if not done.is_file():
             raise SystemExit(f"{run}: fold {args.fold} is not finished")
         setups.add((info["k"], info["fold_seed"], info.get("tune_val", 0.0)))
         names.append(run.name)
+        fold_results.append(json.loads(done.read_text()))
     if len(setups) != 1:
         raise SystemExit(f"the runs did not score the same faces (k, fold seed, tune_val differ: {sorted(setups)})")
     k, fold_seed, tune_val = setups.pop()
@@ -105,20 +123,34 @@ def main(argv: list[str] | None = None) -> int:
     if (gender == MISSING).any():
         raise SystemExit("some scored faces lack a gender label")
     n_band = " / ".join(str(int(((years >= lo) & (years <= hi)).sum())) for lo, hi in BANDS)
+    celeba_records, celeba_gender = [], None
+    if args.celeba:
+        all_celeba, _ = read_dataset("celeba_gender", args.celeba, verbose=False)
+        celeba_records = [all_celeba[i] for i in scored_indices(all_celeba, k, fold_seed, args.fold, tune_val)]
+        celeba_gender = np.array([r.label("gender") for r in celeba_records])
 
     lines = [f"Fold {args.fold}, {'validation split ' + format(tune_val) if tune_val else 'test fold'} "
              f"(k={k}, fold seed {fold_seed}): {len(idx)} faces, {n_band} aged 0-12 / 13-19 / 20+; "
              f"strict age on the {int((age != MISSING).sum())} inside a group. Paired column: against "
-             f"`{names[0]}` on the same faces.", "",
-             "| run | gender % | gender % aged 0-12 / 13-19 / 20+ | age exact % (strict) | gender vs first run |",
-             "|---|---:|---:|---:|---:|"]
-    all_probs, reference = [], None
-    for run, name in zip(map(Path, args.runs), names):
-        probs = run_probs(run / f"fold_{args.fold}" / "checkpoint", chosen, args.threads)
+             f"`{names[0]}` on the same faces."
+             + (f" CelebA column: {len(celeba_records)} crops of the people this fold's "
+                f"{'validation split' if tune_val else 'test fold'} holds out." if args.celeba else ""), "",
+             "| run | gender % | gender % aged 0-12 / 13-19 / 20+ | age exact % (strict) | gender vs first run |"
+             + (" CelebA gender % |" if args.celeba else ""),
+             "|---|---:|---:|---:|---:|" + ("---:|" if args.celeba else "")]
+    all_probs, all_celeba_probs, reference = [], [], None
+    for run, name, fold_result in zip(map(Path, args.runs), names, fold_results):
+        checkpoint = run / f"fold_{args.fold}" / "checkpoint"
+        probs = run_probs(checkpoint, chosen, args.threads)
         all_probs.append(probs)
+        celeba_probs = None
+        if args.celeba and not trained_on_celeba_scored(fold_result):
+            celeba_probs = run_probs(checkpoint, celeba_records, args.threads, tag="celeba_gender")
+        all_celeba_probs.append(celeba_probs)
         for variant in ("plain", "mirror"):
             label = name if variant == "plain" else f"{name}, mirror"
-            text, hit = row(label, probs[variant], gender, age, years, reference)
+            cell = celeba_cell(celeba_probs and celeba_probs[variant], celeba_gender) if args.celeba else None
+            text, hit = row(label, probs[variant], gender, age, years, reference, cell)
             if reference is None:
                 reference = hit
             lines.append(text)
@@ -126,8 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.ensemble and len(all_probs) > 1:
         for variant in ("plain", "mirror"):
             mean = {t: np.mean([p[variant][t] for p in all_probs], axis=0) for t in ("age", "gender")}
+            cell = None
+            if args.celeba:
+                clean = all(p is not None for p in all_celeba_probs)
+                cell = celeba_cell({"gender": np.mean([p[variant]["gender"] for p in all_celeba_probs], axis=0)}
+                                   if clean else None, celeba_gender)
             lines.append(row(f"mean of all {len(all_probs)}{', mirror' if variant == 'mirror' else ''}",
-                             mean, gender, age, years, reference)[0])
+                             mean, gender, age, years, reference, cell)[0])
     publish(args.docs, args.section, "\n".join(lines))
     return 0
 
