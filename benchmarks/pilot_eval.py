@@ -7,7 +7,8 @@ the same folds (k, fold seed) and the same `--tune-val`, so each finished fold w
 validation faces carved from that fold's training part. Each run's checkpoint is run on those faces at its
 own input size; rows give gender accuracy overall and for true ages 0-12 / 13-19 / 20+ (where the peers
 differ most), strict age-group accuracy, the same with test-time mirroring (probabilities of the face and
-its mirror image averaged), and, with --ensemble, the average of all runs' probabilities. With --celeba,
+its mirror image averaged), with --ensemble the average of all runs' probabilities, and with --mix the
+weights of the first two runs interpolated (WiSE-FT: the second run fine-tuned from the first). With --celeba,
 a last column scores gender on the CelebA people the fold's validation split carved from CelebA's training
 part (as `cv --tune-val --extra celeba_gender:...` does); a run that trained on those people (an `--extra`
 run made before that carve existed) shows "trained on" there instead of a number. A paired
@@ -54,12 +55,19 @@ def trained_on_celeba_scored(fold_result: dict) -> bool:
     return trained and fold_result.get("extra_split", "test") != fold_result.get("split", "test")
 
 
-def run_probs(checkpoint: Path, records, threads: int, tag: str = "utkface") -> dict[str, dict[str, np.ndarray]]:
-    """{"plain"|"mirror": {task: probabilities}} of one checkpoint on ``records``."""
+def run_probs(checkpoint: Path, records, threads: int, tag: str = "utkface", mix: tuple[Path, float] | None = None,
+              ) -> dict[str, dict[str, np.ndarray]]:
+    """{"plain"|"mirror": {task: probabilities}} of one checkpoint on ``records``; with ``mix`` = (other
+    checkpoint, a), of the weights (1 - a) * checkpoint + a * other (BatchNorm statistics likewise)."""
     import torch
 
     torch.set_num_threads(threads)
     model, meta = load_checkpoint(checkpoint)
+    if mix is not None:
+        other, a = mix
+        theirs = load_checkpoint(other)[0].state_dict()
+        model.load_state_dict({name: (1 - a) * w + a * theirs[name] if w.is_floating_point() else theirs[name]
+                               for name, w in model.state_dict().items()})
     faces = build_faceset(records, meta["model"]["input_size"], tag=tag, progress=False)
     images = np.asarray(faces.images)
     plain = predict_outputs(model, images)
@@ -97,10 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fold", type=int, default=0)
     ap.add_argument("--ensemble", action="store_true", help="also the average of all runs' probabilities")
     ap.add_argument("--celeba", help="the celeba_gender folder: add gender on the fold's CelebA validation people")
+    ap.add_argument("--mix", help="comma-separated a in (0, 1): add rows for the weights (1 - a) * RUN1 + a * RUN2")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--docs", help="write the table as a dated section of this Markdown file")
     ap.add_argument("--section", default="Recipe pilots (validation split of fold 0)")
     args = ap.parse_args(argv)
+    mixes = [float(a) for a in args.mix.split(",")] if args.mix else []
+    if mixes and (len(args.runs) < 2 or not all(0 < a < 1 for a in mixes)):
+        raise SystemExit("--mix needs two runs (the first and the one fine-tuned from it) and weights in (0, 1)")
 
     records, _ = read_dataset("utkface", args.data, verbose=False)
     setups, names, fold_results = set(), [], []
@@ -165,6 +177,15 @@ def main(argv: list[str] | None = None) -> int:
                                    if clean else None, celeba_gender)
             lines.append(row(f"mean of all {len(all_probs)}{', mirror' if variant == 'mirror' else ''}",
                              mean, gender, age, years, reference, cell)[0])
+    first, second = (Path(r) / f"fold_{args.fold}" / "checkpoint" for r in args.runs[:2]) if mixes else (None, None)
+    for a in mixes:
+        probs = run_probs(first, chosen, args.threads, mix=(second, a))
+        clean = args.celeba and not any(map(trained_on_celeba_scored, fold_results[:2]))
+        celeba_probs = run_probs(first, celeba_records, args.threads, "celeba_gender", (second, a)) if clean else None
+        cell = celeba_cell(celeba_probs and celeba_probs["plain"], celeba_gender) if args.celeba else None
+        lines.append(row(f"{1 - a:g} `{names[0]}` + {a:g} `{names[1]}` (weights)", probs["plain"], gender, age,
+                         years, reference, cell)[0])
+        print(lines[-1], file=sys.stderr, flush=True)
     publish(args.docs, args.section, "\n".join(lines))
     return 0
 
