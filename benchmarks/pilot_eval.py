@@ -55,6 +55,17 @@ def trained_on_celeba_scored(fold_result: dict) -> bool:
     return trained and fold_result.get("extra_split", "test") != fold_result.get("split", "test")
 
 
+_IMAGES: dict[tuple[str, int, int], np.ndarray] = {}
+
+
+def face_images(records, size: int, tag: str) -> np.ndarray:
+    """The faces of ``records`` at ``size`` px, built once per record list (every run and mix reuses them)."""
+    key = (tag, size, id(records))
+    if key not in _IMAGES:
+        _IMAGES[key] = np.asarray(build_faceset(records, size, tag=tag, progress=False).images)
+    return _IMAGES[key]
+
+
 def run_probs(checkpoint: Path, records, threads: int, tag: str = "utkface", mix: tuple[Path, float] | None = None,
               ) -> dict[str, dict[str, np.ndarray]]:
     """{"plain"|"mirror": {task: probabilities}} of one checkpoint on ``records``; with ``mix`` = (other
@@ -68,8 +79,7 @@ def run_probs(checkpoint: Path, records, threads: int, tag: str = "utkface", mix
         theirs = load_checkpoint(other)[0].state_dict()
         model.load_state_dict({name: (1 - a) * w + a * theirs[name] if w.is_floating_point() else theirs[name]
                                for name, w in model.state_dict().items()})
-    faces = build_faceset(records, meta["model"]["input_size"], tag=tag, progress=False)
-    images = np.asarray(faces.images)
+    images = face_images(records, meta["model"]["input_size"], tag)
     plain = predict_outputs(model, images)
     mirrored = predict_outputs(model, images[:, :, ::-1].copy())
     for task, out in plain.items():
@@ -178,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(row(f"mean of all {len(all_probs)}{', mirror' if variant == 'mirror' else ''}",
                              mean, gender, age, years, reference, cell)[0])
     first, second = (Path(r) / f"fold_{args.fold}" / "checkpoint" for r in args.runs[:2]) if mixes else (None, None)
+    clean = args.celeba and not any(map(trained_on_celeba_scored, fold_results[:2]))
     for a in mixes:
         probs = run_probs(first, chosen, args.threads, mix=(second, a))
-        clean = args.celeba and not any(map(trained_on_celeba_scored, fold_results[:2]))
         celeba_probs = run_probs(first, celeba_records, args.threads, "celeba_gender", (second, a)) if clean else None
         cell = celeba_cell(celeba_probs and celeba_probs["plain"], celeba_gender) if args.celeba else None
         lines.append(row(f"{1 - a:g} `{names[0]}` + {a:g} `{names[1]}` (weights)", probs["plain"], gender, age,
