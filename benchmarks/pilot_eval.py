@@ -7,7 +7,8 @@ the same folds (k, fold seed) and the same `--tune-val`, so each finished fold w
 validation faces carved from that fold's training part. Each run's checkpoint is run on those faces at its
 own input size; rows give gender accuracy overall and for true ages 0-12 / 13-19 / 20+ (where the peers
 differ most), strict age-group accuracy, the same with test-time mirroring (probabilities of the face and
-its mirror image averaged), with --ensemble the average of all runs' probabilities, and with --mix the
+its mirror image averaged), with --ensemble the average of several runs' probabilities (all of them, or the
+groups named, e.g. ``--ensemble 1+2,1+3``), and with --mix the
 weights of the first two runs interpolated (WiSE-FT: the second run fine-tuned from the first). With --celeba,
 a last column scores gender on the CelebA people the fold's validation split carved from CelebA's training
 part (as `cv --tune-val --extra celeba_gender:...` does); a run that trained on those people (an `--extra`
@@ -108,12 +109,32 @@ def celeba_cell(probs: dict[str, np.ndarray] | None, gender: np.ndarray) -> str:
     return "trained on" if probs is None else f"{100 * (probs['gender'].argmax(1) == gender).mean():.2f}"
 
 
+def ensemble_groups(spec: str | None, n_runs: int) -> list[list[int]]:
+    """0-based run indices of each ``--ensemble`` group: ``"all"`` is every run; ``"1+2,1+3"`` two pairs."""
+    if not spec:
+        return []
+    if spec == "all":
+        return [list(range(n_runs))] if n_runs > 1 else []
+    groups = []
+    for part in spec.split(","):
+        try:
+            group = [int(x) - 1 for x in part.split("+")]
+        except ValueError:
+            raise SystemExit(f"--ensemble: {part!r} is not run numbers joined by '+' (e.g. 1+2)") from None
+        if len(group) < 2 or len(set(group)) != len(group) or not all(0 <= i < n_runs for i in group):
+            raise SystemExit(f"--ensemble: {part!r} needs two or more different run numbers from 1 to {n_runs}")
+        groups.append(group)
+    return groups
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", help="cv run folders (the first is the reference of the paired column)")
     ap.add_argument("--data", required=True, help="the UTKFace folder the runs trained on")
     ap.add_argument("--fold", type=int, default=0)
-    ap.add_argument("--ensemble", action="store_true", help="also the average of all runs' probabilities")
+    ap.add_argument("--ensemble", nargs="?", const="all", metavar="GROUPS",
+                    help="also rows for the average of runs' probabilities: of all of them, or of each "
+                         "comma-separated group of 1-based run numbers joined by '+' (e.g. 1+2,1+3)")
     ap.add_argument("--celeba", help="the celeba_gender folder: add gender on the fold's CelebA validation people")
     ap.add_argument("--mix", help="comma-separated a in (0, 1): add rows for the weights (1 - a) * RUN1 + a * RUN2")
     ap.add_argument("--threads", type=int, default=1)
@@ -121,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--section", default="Recipe pilots (validation split of fold 0)")
     args = ap.parse_args(argv)
     mixes = [float(a) for a in args.mix.split(",")] if args.mix else []
+    groups = ensemble_groups(args.ensemble, len(args.runs))
     if mixes and (len(args.runs) < 2 or not all(0 < a < 1 for a in mixes)):
         raise SystemExit("--mix needs two runs (the first and the one fine-tuned from it) and weights in (0, 1)")
 
@@ -177,16 +199,19 @@ def main(argv: list[str] | None = None) -> int:
                 reference = hit
             lines.append(text)
         print(lines[-2], lines[-1], sep="\n", file=sys.stderr, flush=True)
-    if args.ensemble and len(all_probs) > 1:
+    for group in groups:
+        members = [all_probs[i] for i in group]
+        label = f"mean of all {len(group)}" if len(group) == len(names) else " + ".join(f"`{names[i]}`" for i in group)
         for variant in ("plain", "mirror"):
-            mean = {t: np.mean([p[variant][t] for p in all_probs], axis=0) for t in ("age", "gender")}
+            mean = {t: np.mean([p[variant][t] for p in members], axis=0) for t in ("age", "gender")}
             cell = None
             if args.celeba:
-                clean = all(p is not None for p in all_celeba_probs)
-                cell = celeba_cell({"gender": np.mean([p[variant]["gender"] for p in all_celeba_probs], axis=0)}
-                                   if clean else None, celeba_gender)
-            lines.append(row(f"mean of all {len(all_probs)}{', mirror' if variant == 'mirror' else ''}",
+                celeba = [all_celeba_probs[i] for i in group]
+                cell = celeba_cell({"gender": np.mean([p[variant]["gender"] for p in celeba], axis=0)}
+                                   if all(p is not None for p in celeba) else None, celeba_gender)
+            lines.append(row(label + (", mirror" if variant == "mirror" else ""),
                              mean, gender, age, years, reference, cell)[0])
+        print(lines[-2], lines[-1], sep="\n", file=sys.stderr, flush=True)
     first, second = (Path(r) / f"fold_{args.fold}" / "checkpoint" for r in args.runs[:2]) if mixes else (None, None)
     clean = args.celeba and not any(map(trained_on_celeba_scored, fold_results[:2]))
     for a in mixes:
