@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fold", type=int, default=0)
     ap.add_argument("--ensemble", nargs="?", const="all", metavar="GROUPS",
                     help="also rows for the average of runs' probabilities: of all of them, or of each "
-                         "comma-separated group of 1-based run numbers joined by '+' (e.g. 1+2,1+3)")
+                         "comma-separated group of 1-based run numbers joined by '+' (e.g. 1+2,1+3); bare, "
+                         "it must follow the runs or precede another option")
     ap.add_argument("--celeba", help="the celeba_gender folder: add gender on the fold's CelebA validation people")
     ap.add_argument("--mix", help="comma-separated a in (0, 1): add rows for the weights (1 - a) * RUN1 + a * RUN2")
     ap.add_argument("--threads", type=int, default=1)
