@@ -41,6 +41,24 @@ def test_onnx_matches_pytorch(checkpoint, tmp_path, precision):
     assert out["age"].shape == (3, 8) and out["gender"].shape == (3, 2) and out["age_years"].shape == (3,)
 
 
+def test_fc_branches_export_and_fold(tmp_path):
+    from agegender.checkpoint import load_checkpoint
+    from agegender.export import fold_linear_batchnorm
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(head="cls", tasks=("age", "gender", "age_years"), fc_norm=True, fc_branches=True)
+    model = create_model(cfg).eval()
+    save_checkpoint(tmp_path / "ckpt", model, cfg)
+    loaded, meta = load_checkpoint(tmp_path / "ckpt")
+    assert meta["model"]["fc_branches"]
+    x = torch.rand(4, 3, 64, 64) * 255
+    with torch.no_grad():
+        a, b = model(x), fold_linear_batchnorm(loaded)(x)
+    assert all(torch.allclose(a[t], b[t], atol=1e-4) for t in a)
+    report = export_onnx(tmp_path / "ckpt", tmp_path / "b.onnx", "fp32")
+    assert max(report["max_abs_diff_random"].values()) < 1e-3
+
+
 def test_fp16_export_is_half_the_size_and_round_trips_to_torch(checkpoint, tmp_path):
     a = export_onnx(checkpoint, tmp_path / "a.onnx", "fp32")
     b = export_onnx(checkpoint, tmp_path / "b.onnx", "fp16")

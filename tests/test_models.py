@@ -70,6 +70,24 @@ def test_pooling_before_relu_is_the_papers_block_exactly():
         assert torch.allclose(a, b, rtol=0, atol=1e-6 * max(1.0, b.abs().max().item()))
 
 
+def test_per_task_fc_branches():
+    """--fc-branches: the conv trunk is shared, each task has the paper's two FC layers of its own."""
+    shared = create_model(ModelConfig(head="cls", fc_norm=True))
+    model = create_model(ModelConfig(head="cls", fc_norm=True, fc_branches=True)).train()
+    # a second FC stack (8192x512 + 512x512 weights, 2 x 1,024 BN parameters); each output layer sees 512 units
+    assert count_parameters(model) - count_parameters(shared) == 8192 * 512 + 512 * 512 + 2 * 1024
+    x = torch.rand(4, 3, 64, 64) * 255
+    out = model(x)
+    assert list(out) == ["age", "gender"] and out["age"].shape == (4, 8) and out["gender"].shape == (4, 2)
+    # the gender loss reaches the gender branch and the shared trunk, not the age branch
+    grads = torch.autograd.grad(out["gender"].square().sum(), list(model.parameters()), allow_unused=True)
+    named = dict(zip((n for n, _ in model.named_parameters()), grads, strict=True))
+    assert all(g is None for n, g in named.items() if n.startswith("head.branches.age."))
+    assert all(g is not None for n, g in named.items() if n.startswith(("head.branches.gender.", "features.")))
+    with pytest.raises(ValueError, match="no per-task FC branches"):
+        create_model(ModelConfig(arch="lite", head="cls", fc_branches=True))
+
+
 @pytest.mark.parametrize("layers,expected", [(3, 9_024_066), (4, 6_010_434), (5, 8_370_754), (6, 10_731_074)])
 def test_depth_variants(layers, expected):
     assert count_parameters(create_model(ModelConfig(conv_layers=layers))) == expected

@@ -19,6 +19,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--input-size", type=int, default=64,
                    help="side of the square face input in pixels (default 64, the paper's)")
     _add_fc_norm_arg(g)
+    g.add_argument("--fc-branches", action="store_true",
+                   help="one FC stack per task after the shared conv trunk (paper net; default: one shared stack)")
 
 
 def _add_fc_norm_arg(g) -> None:
@@ -116,7 +118,8 @@ def _configs(args):
     from agegender.config import ModelConfig
 
     model_cfg = ModelConfig(arch=args.arch, head=args.head, tasks=_tasks(args),
-                            conv_layers=args.conv_layers, input_size=args.input_size, fc_norm=_fc_norm(args))
+                            conv_layers=args.conv_layers, input_size=args.input_size, fc_norm=_fc_norm(args),
+                            fc_branches=args.fc_branches)
     return model_cfg, _train_config(args)
 
 

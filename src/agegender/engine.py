@@ -192,10 +192,15 @@ def fc_alive(model: nn.Module, images: torch.Tensor, n: int = 256, seed: int = 0
     fc = getattr(model, "fc", None)
     if fc is None:
         return {}
-    relus = [m for m in fc if isinstance(m, nn.ReLU)]
-    seen: dict[int, torch.Tensor] = {}
+    branches = getattr(getattr(model, "head", None), "branches", None)
+    if branches is not None:  # one FC stack per task: alive_fc1_age, alive_fc2_age, alive_fc1_gender, ...
+        named = [(f"{k + 1}_{task}", m) for task, branch in branches.items()
+                 for k, m in enumerate(r for r in branch.modules() if isinstance(r, nn.ReLU))]
+    else:
+        named = [(str(k + 1), m) for k, m in enumerate(r for r in fc.modules() if isinstance(r, nn.ReLU))]
+    seen: dict[str, torch.Tensor] = {}
     hooks = [r.register_forward_hook(lambda _m, _i, out, k=k: seen.__setitem__(k, out.amax(0) > 0))
-             for k, r in enumerate(relus)]
+             for k, r in named]
     was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(seed)
@@ -205,7 +210,7 @@ def fc_alive(model: nn.Module, images: torch.Tensor, n: int = 256, seed: int = 0
         for h in hooks:
             h.remove()
         model.train(was_training)
-    return {f"alive_fc{k + 1}": float(v.float().mean()) for k, v in sorted(seen.items())}
+    return {f"alive_fc{k}": float(seen[k].float().mean()) for k, _ in named if k in seen}
 
 
 def _bar(total: int, desc: str, enabled: bool):

@@ -70,6 +70,23 @@ class MultiTaskHead(nn.Module):
         return {t: out[t] for t in self.tasks}
 
 
+class TaskBranches(nn.Module):
+    """One branch per task group, each mapping the shared features (B, F) to its own named outputs;
+    the outputs are merged in task order. Used in place of ``fc`` + ``MultiTaskHead`` when each task
+    gets its own FC stack (``ModelConfig.fc_branches``)."""
+
+    def __init__(self, branches: dict[str, nn.Module], tasks: tuple[str, ...]):
+        super().__init__()
+        self.branches = nn.ModuleDict(branches)
+        self.tasks = tuple(tasks)
+
+    def forward(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for branch in self.branches.values():
+            out.update(branch(h))
+        return {t: out[t] for t in self.tasks}
+
+
 class FaceNet(nn.Module):
     """Every architecture's shape: ``normalize`` -> ``features`` (conv trunk) -> ``fc`` -> ``head``.
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from torch import nn
 
 from agegender.config import ModelConfig
-from agegender.models.heads import FaceNet, MultiTaskHead, Normalize
+from agegender.models.heads import FaceNet, MultiTaskHead, Normalize, TaskBranches
 from agegender.models.registry import register
 
 PAPER_WIDTHS = (64, 128, 256, 512)
@@ -35,7 +35,7 @@ def conv_bn_relu(cin: int, cout: int, pool: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-@register("paper")
+@register("paper", fc_branches=True)
 class PaperNet(FaceNet):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -51,19 +51,34 @@ class PaperNet(FaceNet):
         self.features = nn.Sequential(*blocks)
         pools = min(cfg.conv_layers, 4)
         side = cfg.input_size // 2**pools
-        fc: list[nn.Module] = [nn.Flatten()]
-        for fan_in in (cin * side * side, cfg.fc_width):
-            fc.append(nn.Linear(fan_in, cfg.fc_width, bias=not cfg.fc_norm))
-            if cfg.fc_norm:
-                # The FC input is post-ReLU (all >= 0, 8192-d): an SGD step moves a unit's output for
-                # every image the same way, and units died for good; BatchNorm re-centres them.
-                fc.append(nn.BatchNorm1d(cfg.fc_width))
-            fc += [nn.ReLU(inplace=True), nn.Dropout(cfg.dropout)]
-        self.fc = nn.Sequential(*fc)
-        self.head = MultiTaskHead(cfg.fc_width, cfg.tasks, cfg.head)
+        flat = cin * side * side
+        stacks: dict[str, nn.Sequential] = {}
+        if cfg.fc_branches:
+            # The conv trunk is shared; each task gets the paper's two FC layers and its own output.
+            stacks = {t: nn.Sequential(*_fc_stack(cfg, flat)) for t in cfg.tasks}
+            self.fc = nn.Flatten()
+            self.head = TaskBranches({t: nn.Sequential(stacks[t], MultiTaskHead(cfg.fc_width, (t,), cfg.head))
+                                      for t in cfg.tasks}, cfg.tasks)
+        else:
+            self.fc = nn.Sequential(nn.Flatten(), *_fc_stack(cfg, flat))
+            self.head = MultiTaskHead(cfg.fc_width, cfg.tasks, cfg.head)
         _init_weights(self.features)
         _init_weights(self.fc)
+        for stack in stacks.values():  # not the output layers: MultiTaskHead initialises those
+            _init_weights(stack)
 
+
+def _fc_stack(cfg: ModelConfig, fan_in: int) -> list[nn.Module]:
+    """The paper's two FC layers: [Linear -> (BatchNorm) -> ReLU -> Dropout] x 2."""
+    fc: list[nn.Module] = []
+    for n_in in (fan_in, cfg.fc_width):
+        fc.append(nn.Linear(n_in, cfg.fc_width, bias=not cfg.fc_norm))
+        if cfg.fc_norm:
+            # The FC input is post-ReLU (all >= 0, 8192-d): an SGD step moves a unit's output for
+            # every image the same way, and units died for good; BatchNorm re-centres them.
+            fc.append(nn.BatchNorm1d(cfg.fc_width))
+        fc += [nn.ReLU(inplace=True), nn.Dropout(cfg.dropout)]
+    return fc
 
 
 def _init_weights(model: nn.Module) -> None:

@@ -9,11 +9,14 @@ from torch import nn
 from agegender.config import ModelConfig
 
 _REGISTRY: dict[str, Callable[[ModelConfig], nn.Module]] = {}
+_FC_BRANCHES: set[str] = set()  # architectures that can build one FC stack per task
 
 
-def register(name: str):
+def register(name: str, *, fc_branches: bool = False):
     def wrap(builder):
         _REGISTRY[name] = builder
+        if fc_branches:
+            _FC_BRANCHES.add(name)
         return builder
     return wrap
 
@@ -27,6 +30,9 @@ def create_model(cfg: ModelConfig) -> nn.Module:
         builder = _REGISTRY[cfg.arch]
     except KeyError:
         raise ValueError(f"unknown architecture {cfg.arch!r}; known: {', '.join(list_models())}") from None
+    if cfg.fc_branches and cfg.arch not in _FC_BRANCHES:
+        raise ValueError(f"architecture {cfg.arch!r} has no per-task FC branches; "
+                         f"those that do: {', '.join(sorted(_FC_BRANCHES))}")
     return builder(cfg)
 
 
