@@ -106,6 +106,8 @@ def test_unknown_names_are_clear_errors():
         create_model(ModelConfig(tasks=("age", "mood")))
     with pytest.raises(ValueError, match="conv_layers"):
         create_model(ModelConfig(conv_layers=7))
+    with pytest.raises(ValueError, match="dropout"):
+        ModelConfig(dropout=1.0)
 
 
 @pytest.mark.parametrize("head", HEADS)

@@ -19,6 +19,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--input-size", type=int, default=64,
                    help="side of the square face input in pixels (default 64, the paper's)")
     _add_fc_norm_arg(g)
+    g.add_argument("--dropout", type=float, default=0.5, help="dropout after each FC layer (default 0.5, the paper's)")
     g.add_argument("--fc-branches", action="store_true",
                    help="one FC stack per task after the shared conv trunk (paper net; default: one shared stack)")
 
@@ -119,7 +120,7 @@ def _configs(args):
 
     model_cfg = ModelConfig(arch=args.arch, head=args.head, tasks=_tasks(args),
                             conv_layers=args.conv_layers, input_size=args.input_size, fc_norm=_fc_norm(args),
-                            fc_branches=args.fc_branches)
+                            fc_branches=args.fc_branches, dropout=args.dropout)
     return model_cfg, _train_config(args)
 
 

@@ -35,6 +35,8 @@ class ModelConfig:
             raise ValueError(f"head must be 'reg' or 'cls', got {self.head!r}")
         if not self.tasks:
             raise ValueError("a model needs at least one task")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.input_size < 16:
             raise ValueError(f"input_size must be at least 16 pixels, got {self.input_size}")
         object.__setattr__(self, "tasks", tuple(self.tasks))
