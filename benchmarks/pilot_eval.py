@@ -15,7 +15,9 @@ part (as `cv --tune-val --extra celeba_gender:...` does); a run that trained on 
 run made before that carve existed) shows "trained on" there instead of a number. A paired
 difference against the first run counts the faces one gets right and the other wrong, so the noise of
 the comparison is visible: a gain of d points on n faces is about 1.4 * sqrt(flips) / n * 100 points wide
-at 2 sigma.
+at 2 sigma. With --train-fit N, a second table scores every run on the same N faces of its own training
+part: a net that fits its training faces little better than held-out ones underfits (capacity or
+regularisation), one far better overfits.
 """
 
 from __future__ import annotations
@@ -48,6 +50,17 @@ def scored_indices(records, k: int, fold_seed: int, fold: int, tune_val: float) 
         _, va = split_train_val([records[i] for i in train_idx], tune_val, seed=fold_seed)
         return train_idx[va]
     return test_idx
+
+
+def training_indices(records, k: int, fold_seed: int, fold: int, tune_val: float) -> np.ndarray:
+    """Indices into ``records`` of the faces fold ``fold`` of a cv run trained on (its training part, less the
+    validation split when there is one)."""
+    folds = np.array(assign_folds(records, k, seed=fold_seed))
+    train_idx = np.flatnonzero(folds != fold)
+    if tune_val > 0:
+        tr, _ = split_train_val([records[i] for i in train_idx], tune_val, seed=fold_seed)
+        return train_idx[tr]
+    return train_idx
 
 
 def trained_on_celeba_scored(fold_result: dict) -> bool:
@@ -127,6 +140,38 @@ def ensemble_groups(spec: str | None, n_runs: int) -> list[list[int]]:
     return groups
 
 
+def train_fit_table(args, records, names: list[str], setup: tuple, gender: np.ndarray, years: np.ndarray,
+                    all_probs: list[dict]) -> list[str]:
+    """Rows of gender accuracy on ``args.train_fit`` of each run's own training faces (the same faces for
+    every run) beside its held-out accuracy, overall and by age band: a small gap with both low says the
+    net underfits; where the gap is large is where having seen a face helps most."""
+    pool = training_indices(records, *setup[:2], args.fold, setup[2])
+    chosen = [records[i] for i in np.sort(np.random.default_rng(0).choice(pool, min(args.train_fit, len(pool)),
+                                                                       replace=False))]
+    g = np.array([r.label("gender") for r in chosen])
+    y = np.array([r.label("age_years") for r in chosen])
+
+    def cells(hit: np.ndarray, ages: np.ndarray) -> str:
+        bands = " / ".join(f"{100 * hit[(ages >= lo) & (ages <= hi)].mean():.1f}" for lo, hi in BANDS)
+        return f"{100 * hit.mean():.2f} | {bands}"
+
+    n_band = " / ".join(str(int(((y >= lo) & (y <= hi)).sum())) for lo, hi in BANDS)
+    lines = ["", f"Fit to the training faces: gender on {len(chosen)} faces ({n_band} aged 0-12 / 13-19 / 20+) "
+             f"drawn (seed 0) from the {len(pool)} this fold trained on, eval mode, beside the held-out faces "
+             "above.", "",
+             "| run | gender % on its training faces | aged 0-12 / 13-19 / 20+ | gender % held out "
+             "| aged 0-12 / 13-19 / 20+ | gap, all / 0-12 / 20+ |", "|---|---:|---:|---:|---:|---:|"]
+    for run, name, probs in zip(map(Path, args.runs), names, all_probs):
+        fit = run_probs(run / f"fold_{args.fold}" / "checkpoint", chosen, args.threads)["plain"]["gender"]
+        fit = fit.argmax(1) == g
+        held = probs["plain"]["gender"].argmax(1) == gender
+        gaps = [100 * (fit[m1].mean() - held[m2].mean()) for m1, m2 in
+                ((slice(None), slice(None)), (y <= 12, years <= 12), (y >= 20, years >= 20))]
+        lines.append(f"| {name} | {cells(fit, y)} | {cells(held, years)} | {' / '.join(f'{d:+.1f}' for d in gaps)} |")
+        print(lines[-1], file=sys.stderr, flush=True)
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", help="cv run folders (the first is the reference of the paired column)")
@@ -138,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
                          "it must follow the runs or precede another option")
     ap.add_argument("--celeba", help="the celeba_gender folder: add gender on the fold's CelebA validation people")
     ap.add_argument("--mix", help="comma-separated a in (0, 1): add rows for the weights (1 - a) * RUN1 + a * RUN2")
+    ap.add_argument("--train-fit", type=int, default=0, metavar="N",
+                    help="also score each run on N faces drawn from its own training part (eval mode, no "
+                         "augmentation): how well it fits what it saw, beside how well it generalises")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--docs", help="write the table as a dated section of this Markdown file")
     ap.add_argument("--section", default="Recipe pilots (validation split of fold 0)")
@@ -222,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(row(f"{1 - a:g} `{names[0]}` + {a:g} `{names[1]}` (weights)", probs["plain"], gender, age,
                          years, reference, cell)[0])
         print(lines[-1], file=sys.stderr, flush=True)
+    if args.train_fit > 0:
+        lines += train_fit_table(args, records, names, (k, fold_seed, tune_val), gender, years, all_probs)
     publish(args.docs, args.section, "\n".join(lines))
     return 0
 
