@@ -24,7 +24,8 @@ class ModelConfig:
     fc_norm: bool = False
     # One FC stack (fc_width -> fc_width -> output) per task after the shared conv trunk instead of one
     # shared stack: the tasks stop competing for the FC layers (Table 3: sharing cost each task about a
-    # point with softmax heads); ~4.5 M parameters and ~2 % FLOPs more per extra task.
+    # point with softmax heads); ~4.5 M parameters and ~2 % FLOPs more per extra task. Measured at the
+    # 30-epoch schedule it gains nothing (docs/RESULTS.md, "Changes to the net for the gender target").
     fc_branches: bool = False
     dropout: float = 0.5
     mean: tuple[float, float, float] = RGB_MEAN
