@@ -41,26 +41,21 @@ from agegender.provenance import publish
 BANDS = ((0, 12), (13, 19), (20, 200))
 
 
-def scored_indices(records, k: int, fold_seed: int, fold: int, tune_val: float) -> np.ndarray:
-    """Indices into ``records`` of the faces fold ``fold`` of a cv run scored (as `run_cv` chose them, for the
-    main dataset and for each ``--extra`` alike)."""
+def fold_split(records, k: int, fold_seed: int, fold: int, tune_val: float) -> tuple[np.ndarray, np.ndarray]:
+    """(trained, scored): indices into ``records`` of the faces fold ``fold`` of a cv run trained on and
+    scored, as `run_cv` chose them (for the main dataset and each ``--extra`` alike); with ``tune_val`` the
+    scored faces are the validation split carved from the training part, and the rest is what it trained on."""
     folds = np.array(assign_folds(records, k, seed=fold_seed))
     train_idx, test_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
     if tune_val > 0:
-        _, va = split_train_val([records[i] for i in train_idx], tune_val, seed=fold_seed)
-        return train_idx[va]
-    return test_idx
+        tr, va = split_train_val([records[i] for i in train_idx], tune_val, seed=fold_seed)
+        return train_idx[tr], train_idx[va]
+    return train_idx, test_idx
 
 
-def training_indices(records, k: int, fold_seed: int, fold: int, tune_val: float) -> np.ndarray:
-    """Indices into ``records`` of the faces fold ``fold`` of a cv run trained on (its training part, less the
-    validation split when there is one)."""
-    folds = np.array(assign_folds(records, k, seed=fold_seed))
-    train_idx = np.flatnonzero(folds != fold)
-    if tune_val > 0:
-        tr, _ = split_train_val([records[i] for i in train_idx], tune_val, seed=fold_seed)
-        return train_idx[tr]
-    return train_idx
+def scored_indices(records, k: int, fold_seed: int, fold: int, tune_val: float) -> np.ndarray:
+    """Indices into ``records`` of the faces fold ``fold`` of a cv run scored."""
+    return fold_split(records, k, fold_seed, fold, tune_val)[1]
 
 
 def trained_on_celeba_scored(fold_result: dict) -> bool:
@@ -145,7 +140,7 @@ def train_fit_table(args, records, names: list[str], setup: tuple, gender: np.nd
     """Rows of gender accuracy on ``args.train_fit`` of each run's own training faces (the same faces for
     every run) beside its held-out accuracy, overall and by age band: a small gap with both low says the
     net underfits; where the gap is large is where having seen a face helps most."""
-    pool = training_indices(records, *setup[:2], args.fold, setup[2])
+    pool = fold_split(records, *setup[:2], args.fold, setup[2])[0]
     chosen = [records[i] for i in np.sort(np.random.default_rng(0).choice(pool, min(args.train_fit, len(pool)),
                                                                        replace=False))]
     g = np.array([r.label("gender") for r in chosen])

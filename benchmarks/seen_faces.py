@@ -14,7 +14,6 @@ band beside each peer's answers on the same faces, read from the peer cache `ben
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import sys
@@ -64,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     models = {f: load_checkpoint(ckpt)[0] for f, (_, ckpt) in folds.items()}
 
     unseen, seen, years, gender, records = [], [], [], [], []
+    face_years = np.concatenate([[r.label("age_years") for r in folds[a][0]] for a in wanted])
     for a in wanted:  # each test fold, scored by its own model and by every other fold's model
         recs = folds[a][0]
         faces = np.asarray(build_faceset(recs, 64, tag="utkface", progress=False).images)
@@ -78,11 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             gender.append(g)
             records.append(recs)
     unseen_hit, seen_hit, y = np.concatenate(unseen), np.concatenate(seen), np.concatenate(years)
-    n_faces = sum(len(folds[a][0]) for a in wanted)
-    pairs = len(list(itertools.permutations(wanted, 2)))
+    n_faces = len(face_years)
     header = " | ".join("all" if hi == 200 and lo == 0 else f"{lo}+" if hi == 200 else f"{lo}-{hi}"
                         for lo, hi in BANDS)
-    counts = " / ".join(str(int(((y >= lo) & (y <= hi)).sum() * len(wanted) // pairs)) for lo, hi in BANDS[:-1])
+    counts = " / ".join(str(int(((face_years >= lo) & (face_years <= hi)).sum())) for lo, hi in BANDS[:-1])
     lines = [f"`{run.name}`, test folds {', '.join(map(str, wanted))} ({n_faces} faces: {counts} in the bands "
              f"below); each face scored by the model of its own fold (never saw it) and by the model of "
              f"{'each other' if len(wanted) > 2 else 'the other'} fold listed (trained on it), same recipe, "
