@@ -20,6 +20,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="side of the square face input in pixels (default 64, the paper's)")
     _add_fc_norm_arg(g)
     g.add_argument("--dropout", type=float, default=0.5, help="dropout after each FC layer (default 0.5, the paper's)")
+    g.add_argument("--age-bins", type=int, default=0,
+                   help="age as one softmax over the years 0..N-1 (e.g. 101; needs the age_years task): age in "
+                        "years is its expected value and the 8 age groups are summed from it (default 0: off)")
     g.add_argument("--fc-branches", action="store_true",
                    help="one FC stack per task after the shared conv trunk (paper net; default: one shared stack)")
 
@@ -120,7 +123,7 @@ def _configs(args):
 
     model_cfg = ModelConfig(arch=args.arch, head=args.head, tasks=_tasks(args),
                             conv_layers=args.conv_layers, input_size=args.input_size, fc_norm=_fc_norm(args),
-                            fc_branches=args.fc_branches, dropout=args.dropout)
+                            fc_branches=args.fc_branches, dropout=args.dropout, age_bins=args.age_bins)
     return model_cfg, _train_config(args)
 
 

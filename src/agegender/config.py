@@ -28,6 +28,10 @@ class ModelConfig:
     # 30-epoch schedule it gains nothing (docs/RESULTS.md, "Changes to the net for the gender target").
     fc_branches: bool = False
     dropout: float = 0.5
+    # > 0: age as one softmax over the years 0..age_bins-1 (the last bin: that age and older), trained by
+    # label-distribution learning on exact ages; age_years is its expectation and the 8 age groups are
+    # summed from it (needs the age_years task). 0: age groups and years as separate outputs.
+    age_bins: int = 0
     mean: tuple[float, float, float] = RGB_MEAN
     std: tuple[float, float, float] = RGB_STD
 
@@ -38,6 +42,9 @@ class ModelConfig:
             raise ValueError("a model needs at least one task")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.age_bins and ("age_years" not in self.tasks or self.age_bins < 61 or self.fc_branches):
+            raise ValueError("age_bins needs the age_years task, at least 61 bins (the 60+ group starts at 60) "
+                             f"and no fc_branches; got {self.age_bins} with tasks {','.join(self.tasks)}")
         if self.input_size < 16:
             raise ValueError(f"input_size must be at least 16 pixels, got {self.input_size}")
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -66,7 +73,10 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_epochs: float = 0.0  # linear warm-up from 0 (fraction of an epoch allowed)
     grad_clip: float = 0.0  # max global grad norm; 0 = off
-    augment: bool = True  # horizontal flip + shifts of up to `shift` px
+    augment: bool = True
+    # "flip_shift": horizontal flip + shifts of up to `shift` px; "wild": framing, colour, blur, small-face,
+    # noise, JPEG and occlusion augmentation for real photos (agegender.augment)
+    augment_policy: str = "flip_shift"
     shift: int = 4
     bf16: bool = True  # bf16 autocast where the CPU supports it (loss always in fp32)
     channels_last: bool = True  # measured 1.3x faster for training on this CPU (docs/BENCHMARKS.md)
@@ -83,6 +93,10 @@ class TrainConfig:
     init: str = ""
 
     def __post_init__(self):
+        from agegender.augment import POLICIES
+
+        if self.augment_policy not in POLICIES:
+            raise ValueError(f"augment_policy must be one of {', '.join(POLICIES)}, got {self.augment_policy!r}")
         object.__setattr__(self, "lr_step_epochs", tuple(self.lr_step_epochs))
 
     def to_dict(self) -> dict:
@@ -110,6 +124,9 @@ RECIPES: dict[str, dict] = {
     # Chosen by reasoning, not on any test fold: a from-scratch run on UTKFace + CelebA costs 3x more
     # per fold, and the first stage is exactly the cv-cls run already finished.
     "finetune": {"lr": 0.01, "warmup_epochs": 0.5, "epochs": 5, "lr_step_epochs": (2,)},
+    # For real photos: the 30-epoch schedule that measured best for the first stage (docs/RESULTS.md, "Recipe
+    # pilots") with the "wild" augmentation (agegender.augment). Meant with UTKFace + CelebA (--extra).
+    "wild": {"lr": 0.01, "warmup_epochs": 1.0, "epochs": 30, "lr_step_epochs": (20,), "augment_policy": "wild"},
 }
 
 

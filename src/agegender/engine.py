@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from agegender.augment import augment_batch
 from agegender.config import TrainConfig
 from agegender.data.faceset import FaceSet
 from agegender.decode import decode_task
@@ -42,19 +43,6 @@ def to_tensors(faces: FaceSet, channels_last: bool = False) -> tuple[torch.Tenso
     images = images.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     labels = {t: torch.from_numpy(np.asarray(v, dtype=np.float32)) for t, v in faces.labels.items()}
     return images, labels
-
-
-def augment(batch: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip and a random shift of up to ``shift`` px (edge-replicated), uint8 in/out."""
-    n = batch.shape[0]
-    flip = torch.rand(n, generator=generator) < 0.5
-    batch = torch.where(flip.view(n, 1, 1, 1), batch.flip(3), batch)
-    if shift <= 0:
-        return batch
-    size = batch.shape[-1]
-    padded = nn.functional.pad(batch.float(), (shift,) * 4, mode="replicate").to(torch.uint8)
-    offsets = torch.randint(0, 2 * shift + 1, (n, 2), generator=generator).tolist()
-    return torch.stack([padded[i, :, dy:dy + size, dx:dx + size] for i, (dy, dx) in enumerate(offsets)])
 
 
 def learning_rate(cfg: TrainConfig, epoch: float) -> float:
@@ -92,9 +80,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: 
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, epoch + step / len(batches))
         x = images[index]
-        if cfg.augment:
-            x = augment(x, cfg.shift, gen)
-        x = x.float()
+        x = augment_batch(x, cfg.augment_policy, cfg.shift, gen) if cfg.augment else x.float()
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         y = {t: v[index] for t, v in labels.items()}

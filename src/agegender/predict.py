@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from agegender.decode import decode_task, merge_mirrored
-from agegender.preprocess import IMAGE_SUFFIXES, ImageError, load_image, resize_face
+from agegender.preprocess import IMAGE_SUFFIXES, ImageError, load_image, resize_face, square_face
 from agegender.runtime import ModelError, OnnxModel
 
 DEFAULT_MODEL = "default.onnx"
@@ -201,7 +201,7 @@ class Predictor:
     def _faces(self, pixels: np.ndarray) -> tuple[list[np.ndarray], list]:
         size = self.model.size
         if self.aligned:
-            return [resize_face(pixels, size)], [(None, None)]
+            return [resize_face(square_face(pixels), size)], [(None, None)]
         from agegender.framing import crop_face, face_crop_box, face_roll
 
         faces, boxes = [], []

@@ -18,7 +18,7 @@ import numpy as np
 
 from agegender.preprocess import load_face
 
-PREPROCESS_VERSION = 2  # 2: resize_face became bicubic + JPEG q75 (was bilinear)
+PREPROCESS_VERSION = 3  # 2: resize_face became bicubic + JPEG q75 (was bilinear); 3: non-square crops padded square
 
 
 def cache_dir() -> Path:

@@ -36,7 +36,10 @@ def read_dataset(name: str, root: str, *, image_root: str | None = None, skip_mi
     elif name == "csv":
         records = check_files(read_csv(root, image_root, report=report), skip_missing)
     elif name == "celeba_gender":
-        records = read_celeba_gender(root)
+        # several folders (celeba_gender,celeba_gender_more) are read as one dataset: a person may be in
+        # more than one, and the folds split people, so they must be split together
+        records = [r for part in root.split(",") for r in read_celeba_gender(part)]
+        info["root"] = [str(Path(part).resolve()) for part in root.split(",")]
         report.rows = report.kept = len(records)
     else:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")

@@ -35,20 +35,41 @@ class Normalize(nn.Module):
         return (x - self.mean) * self.inv_std
 
 
+YEARS_DIST = "age_years:dist"  # training-only output: log-probabilities over the years, (B, age_bins)
+
+
+def year_group_matrix(bins: int) -> torch.Tensor:
+    """(8, bins) 0/1: year y (0..bins-1; the last bin holds every older age) belongs to its nearest
+    Adience group, the rule UTK-8's "nearest" labels use."""
+    from agegender.labels import AGE_GROUPS, age_group_nearest
+
+    m = torch.zeros(len(AGE_GROUPS), bins)
+    for y in range(bins):
+        m[age_group_nearest(y), y] = 1.0
+    return m
+
+
 class MultiTaskHead(nn.Module):
     """Maps shared features (B, F) to one named output per task.
 
     head="cls": a softmax head (logits, (B, C)) per categorical task.
     head="reg": the paper's joint head, one linear layer regressing a value per task ((B,) each,
     in label units: 0..C-1 for class indices).
-    Real-valued tasks (e.g. age_years) are regressed under either head.
+    Real-valued tasks (e.g. age_years) are regressed under either head, unless ``age_bins`` > 0: then age
+    is one softmax over the years 0..age_bins-1 (label-distribution learning); ``age_years`` is its
+    expected value and ``age`` (if a task) the log-probabilities of the 8 groups summed from it, so the
+    two always agree. In training mode the year log-probabilities are also returned, as ``YEARS_DIST``.
     """
 
-    def __init__(self, in_features: int, tasks: tuple[str, ...], head: str):
+    def __init__(self, in_features: int, tasks: tuple[str, ...], head: str, age_bins: int = 0):
         super().__init__()
         self.tasks = tuple(tasks)
         self.head = head
-        specs = [task_spec(t) for t in self.tasks]
+        self.age_bins = age_bins
+        if age_bins and "age_years" not in self.tasks:
+            raise ValueError("age_bins > 0 needs the age_years task")
+        derived = {"age", "age_years"} if age_bins else set()
+        specs = [task_spec(t) for t in self.tasks if t not in derived]
         self.logit_tasks = [s.name for s in specs if s.categorical and head == "cls"]
         self.value_tasks = [s.name for s in specs if s.name not in self.logit_tasks]
         self.classifiers = nn.ModuleDict({t: nn.Linear(in_features, task_spec(t).num_classes)
@@ -57,7 +78,12 @@ class MultiTaskHead(nn.Module):
         affine = torch.tensor([target_affine(t) for t in self.value_tasks] or [(0.0, 1.0)], dtype=torch.float32)
         self.register_buffer("value_center", affine[:, 0].clone())
         self.register_buffer("value_scale", affine[:, 1].clone())
-        for layer in [*self.classifiers.values(), self.regressor]:
+        self.years = nn.Linear(in_features, age_bins) if age_bins else None
+        if age_bins:
+            self.register_buffer("year_values", torch.arange(age_bins, dtype=torch.float32))
+            # log of the 0/1 membership, -1e4 for "not in this group": logsumexp over it sums the group's years
+            self.register_buffer("year_group_log", (year_group_matrix(age_bins) - 1.0) * 1e4)
+        for layer in [*self.classifiers.values(), self.regressor, self.years]:
             if layer is not None:
                 nn.init.normal_(layer.weight, std=0.01)
                 nn.init.zeros_(layer.bias)
@@ -67,7 +93,16 @@ class MultiTaskHead(nn.Module):
         if self.regressor is not None:
             values = self.regressor(h).float() * self.value_scale + self.value_center  # (B, n_value_tasks)
             out.update({t: values[:, i] for i, t in enumerate(self.value_tasks)})
-        return {t: out[t] for t in self.tasks}
+        if self.years is not None:
+            log_p = torch.log_softmax(self.years(h).float(), dim=1)  # (B, bins)
+            out["age_years"] = (log_p.exp() * self.year_values).sum(1)
+            out["age"] = torch.logsumexp(log_p[:, None, :] + self.year_group_log[None], dim=2)  # (B, 8)
+            if self.training:
+                out[YEARS_DIST] = log_p
+        named = {t: out[t] for t in self.tasks}
+        if YEARS_DIST in out:
+            named[YEARS_DIST] = out[YEARS_DIST]
+        return named
 
 
 class TaskBranches(nn.Module):
