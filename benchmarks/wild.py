@@ -1,0 +1,132 @@
+"""In-the-wild accuracy: models through the user's path (`agegender predict` on whole photos) on fairface_ood.
+
+    python benchmarks/wild.py --data ../shared/data/fairface_ood --model default --model fast \
+        --model ~/agegender-runs/tv-wild-e12/fold_0/checkpoint --docs docs/BENCHMARKS.md
+
+fairface_ood is for measuring only: never train on it, never choose a recipe, schedule or checkpoint by
+its numbers. Every candidate scored is reported, not only the best.
+
+Each photo holds one labelled face in the middle (the data README); the record whose box centre is
+nearest the picture's centre is that face, other detections are people in the background. Gender is
+scored over all photos and by FairFace age (0-9, 10-19, 20+); age is *compatible* when the predicted
+Adience group can lie inside the FairFace bin (the data README's table), for every model; a model that
+gives years also gets a column of its years rounding into the bin (a stricter test: the 20-29 bin accepts
+groups spanning 15-32 but only years 20-29). A photo where no face is found counts as wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from agegender.predict import Predictor
+from agegender.provenance import publish
+
+# FairFace bin -> Adience groups that can lie inside it (../shared/data/README.md)
+COMPATIBLE = {
+    "0-2": {"0-2"}, "3-9": {"0-2", "4-6", "8-13"}, "10-19": {"8-13", "15-20"}, "20-29": {"15-20", "25-32"},
+    "30-39": {"25-32", "38-43"}, "40-49": {"38-43", "48-53"}, "50-59": {"48-53", "60+"},
+    "60-69": {"60+"}, "more than 70": {"60+"}, "70+": {"60+"},
+}
+
+
+def bin_range(label: str) -> tuple[int, int]:
+    if label.startswith("more than") or label.endswith("+"):
+        return int("".join(c for c in label if c.isdigit())), 200
+    lo, hi = label.split("-")
+    return int(lo), int(hi)
+
+
+def band(label: str) -> str:
+    lo, _ = bin_range(label)
+    return "0-9" if lo < 10 else "10-19" if lo < 20 else "20+"
+
+
+def central_face(records, shape) -> object | None:
+    faces = [r for r in records if r.error is None and r.box is not None]
+    if not faces:
+        return None
+    h, w = shape
+    return min(faces, key=lambda r: (r.box[0] + r.box[2] / 2 - w / 2) ** 2 + (r.box[1] + r.box[3] / 2 - h / 2) ** 2)
+
+
+def score(name: str, predictor: Predictor, photos: list[dict], root: Path) -> dict:
+    from agegender.preprocess import load_image
+
+    rows = []
+    t0 = time.perf_counter()
+    paths = [str(root / "images" / p["filename"]) for p in photos]
+    by_path: dict[str, list] = {}
+    for r in predictor.predict_paths(paths):
+        by_path.setdefault(r.path, []).append(r)
+    seconds = time.perf_counter() - t0
+    for p, path in zip(photos, paths, strict=True):
+        face = central_face(by_path.get(path, []), load_image(path).shape[:2])
+        truth_gender = p["gender"].lower()
+        if face is None:
+            rows.append((band(p["age"]), False, False, False, False))
+            continue
+        lo, hi = bin_range(p["age"])
+        years_ok = face.age_years is not None and lo <= round(face.age_years) <= hi
+        rows.append((band(p["age"]), True, face.gender == truth_gender, face.age_group in COMPATIBLE[p["age"]],
+                     years_ok))
+    found = np.array([r[1] for r in rows])
+    gender = np.array([r[2] for r in rows])
+    age = np.array([r[3] for r in rows])
+    years = np.array([r[4] for r in rows])
+    bands = np.array([r[0] for r in rows])
+    has_years = any(r.age_years is not None for rs in by_path.values() for r in rs)
+    out = {"model": name, "photos": len(rows), "found": int(found.sum()), "gender": 100 * gender.mean(),
+           "age_compatible": 100 * age.mean(), "years_in_bin": 100 * years.mean() if has_years else None,
+           "seconds": seconds}
+    for b in ("0-9", "10-19", "20+"):
+        out[f"gender_{b}"] = 100 * gender[bands == b].mean()
+        out[f"n_{b}"] = int((bands == b).sum())
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="../shared/data/fairface_ood")
+    ap.add_argument("--model", action="append", default=[],
+                    help="'default', 'fast', an .onnx file or a checkpoint folder (repeat; default: default)")
+    ap.add_argument("--detector", default="default")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", help="write the rows here too")
+    ap.add_argument("--docs", help="write the table as a section of this Markdown file")
+    args = ap.parse_args()
+    root = Path(args.data)
+    photos = json.loads((root / "ground_truth.json").read_text())
+    results = []
+    for model in args.model or ["default"]:
+        predictor = Predictor(model=model, detector=args.detector, threads=args.threads)
+        label = model if model in ("default", "fast") else Path(model).as_posix().replace(str(Path.home()), "~")
+        res = score(label, predictor, photos, root)
+        results.append(res)
+        print(f"{label}: gender {res['gender']:.1f}, age compatible {res['age_compatible']:.1f}", file=sys.stderr)
+    n = {b: results[0][f"n_{b}"] for b in ("0-9", "10-19", "20+")}
+    counts = ", ".join(f"{b}: {k} photos" for b, k in n.items())
+    lines = [f"{len(photos)} fairface_ood photos (320x320, one labelled face in the middle), each model through "
+             f"`Predictor.predict_paths` with the `{args.detector}` detector on the whole photo, {args.threads} "
+             f"ONNX Runtime thread(s). Gender in % (by FairFace age: {counts}); age group compatible with the FairFace "
+             "bin and, for models giving years, years inside the bin, "
+             "in %; a photo with no face found counts as wrong.", "",
+             "| model | faces found | gender | gender 0-9 | gender 10-19 | gender 20+ | age compatible | years in bin "
+             "| s (all photos) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['model']} | {r['found']}/{r['photos']} | {r['gender']:.1f} | {r['gender_0-9']:.1f} | "
+                     f"{r['gender_10-19']:.1f} | {r['gender_20+']:.1f} | {r['age_compatible']:.1f} | "
+                     f"{'-' if r['years_in_bin'] is None else format(r['years_in_bin'], '.1f')} | {r['seconds']:.1f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    publish(args.docs, "In the wild: fairface_ood through the user's path", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
