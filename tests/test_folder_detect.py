@@ -142,3 +142,39 @@ def test_a_tight_face_crop_filling_the_picture_is_still_found(margin, side):
     assert len(found) == 1
     bx, by, bw, bh = found[0].box
     assert bw > side / 2 and bh > side / 2  # the face, not a speck
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--every", "0"], "--every"), (["--every", "-1"], "--every"), (["--batch-size", "0"], "--batch-size"),
+    (["--max-frames", "0"], "--max-frames"),
+])
+def test_bad_numbers_are_usage_errors(args, message, capsys, photo_folder):
+    with pytest.raises(SystemExit) as info:
+        main(["predict", str(photo_folder), *args])
+    assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("detector", "message"), [("nosuch", "unknown face detector"), ("yunet", "ONNX file")])
+def test_bad_detector_is_one_clean_error_before_any_file(detector, message, capsys, photo_folder):
+    assert main(["predict", str(photo_folder), "--detector", detector]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("error") == 1 and "Traceback" not in err
+
+
+def test_version(capsys):
+    from agegender import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and __version__ in capsys.readouterr().out
+
+
+def test_a_closed_pipe_ends_quietly(photo_folder):
+    """`agegender predict FOLDER | head -2`: no "Broken pipe" message, no traceback."""
+    import subprocess
+    import sys
+
+    cmd = (f"{sys.executable} -m agegender.cli predict --no-progress --format jsonl {photo_folder} | head -2")
+    done = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert len(done.stdout.splitlines()) == 2
+    assert "Broken pipe" not in done.stderr and "Traceback" not in done.stderr and "error" not in done.stderr

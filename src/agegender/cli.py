@@ -423,8 +423,22 @@ def cmd_bench_speed(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a usage error otherwise, not a traceback later)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from agegender import __version__
+
     parser = argparse.ArgumentParser(prog="agegender", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"agegender {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train on all the data given and write a checkpoint")
@@ -501,8 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="age group and gender of the faces in images")
     p.add_argument("paths", nargs="+",
                    help="image files or folders (searched recursively), video files, or a camera index (0)")
-    p.add_argument("--every", type=int, default=5, help="video: predict every N-th frame (default 5)")
-    p.add_argument("--max-frames", type=int, help="video: stop after this many sampled frames")
+    p.add_argument("--every", type=_positive_int, default=5, help="video: predict every N-th frame (default 5)")
+    p.add_argument("--max-frames", type=_positive_int, help="video: stop after this many sampled frames")
     p.add_argument("--model", default=None, help="bundled 'default' (the paper net) or 'fast' (the lite net), an .onnx "
                                                   "file or a checkpoint folder")
     p.add_argument("--detector", default="default", help="face detector backend, or a YuNet .onnx file path")
@@ -516,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="allow --out, and the copies --annotate writes, to replace existing files")
     p.add_argument("--annotate", metavar="DIR", help="write a copy of each image with boxes and labels here")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)
@@ -570,6 +584,12 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = "agegender " + shlex.join(_without_only_folds(argv))  # recorded in results and docs
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # the reader went away (`agegender predict ... | head`): nothing left to say to it, and no message
+        # for the user, who asked for only the first lines; stdout to /dev/null so the exit flush is quiet
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except (FileNotFoundError, FileExistsError, ValueError, OSError) as err:
         print(f"agegender {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -432,6 +432,8 @@ def create_detector(name: str = "default", **kw) -> Detector:
     if str(name).lower().endswith(".onnx"):
         return YuNetDetector(model_path=name, **kw)
     key = DEFAULT_BACKEND if name == "default" else name
+    if key == "yunet" and "model_path" not in kw:
+        raise ValueError("the yunet detector needs its ONNX file: give the path itself (--detector FILE.onnx)")
     if key not in BACKENDS:
         raise ValueError(f"unknown face detector {name!r}; known: default ({DEFAULT_BACKEND}), "
                          f"{', '.join(BACKENDS)}, or a path to a YuNet .onnx file")
