@@ -117,6 +117,12 @@ def test_years_model_exports_and_predicts_age_years(tmp_path, capsys):
     for r in records:
         assert 0 <= r["age_years"] <= 100
         assert r["age_group"] in AGE_GROUPS and abs(sum(r["age_group_probs"]) - 1) < 1e-3
+    first = sorted(utk.rglob("*.jpg"))[0]
+    assert main(["predict", "--aligned", "--model", str(onnx), "--format", "table", str(first)]) == 0
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    assert header.split()[-1] == "age_years" and row.split()[-1].isdigit()
+    assert main(["predict", "--aligned", "--format", "table", str(first)]) == 0  # the default: no years column
+    assert "age_years" not in capsys.readouterr().out
 
 
 def test_non_square_crops_are_padded_not_squeezed():

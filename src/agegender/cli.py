@@ -233,9 +233,10 @@ def cmd_predict(args) -> int:
     bar = tqdm(desc="images", unit="img", file=sys.stderr, disable=args.no_progress or None, leave=False)
     failed = faces = 0
     collected = []
+    years = "age_years" in predictor.model.tasks  # the table's age_years column only for a model that has it
     try:
         if fmt == "table":
-            stream.write(table_header() + "\n")
+            stream.write(table_header(years=years) + "\n")
         from agegender.video import is_video
 
         videos = [p for p in args.paths if is_video(p)]
@@ -254,7 +255,7 @@ def cmd_predict(args) -> int:
                 if fmt == "jsonl":
                     write_jsonl(r, stream)
                 elif fmt == "table":
-                    stream.write(table_row(r) + "\n")
+                    stream.write(table_row(r, years=years) + "\n")
                 else:
                     collected.append(r.to_dict())
             if annotator is not None and not group[0].error and not is_video(path):

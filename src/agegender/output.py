@@ -14,18 +14,22 @@ def write_jsonl(result: FaceResult, stream: TextIO) -> None:
     stream.write(json.dumps(result.to_dict()) + "\n")
 
 
-def table_row(r: FaceResult, path_width: int = 40) -> str:
+def table_row(r: FaceResult, path_width: int = 40, years: bool = False) -> str:
+    """One face as a table line; ``years``: the model predicts age in years (an age_years column)."""
     path = r.path if len(r.path) <= path_width else "..." + r.path[-(path_width - 3):]
     if r.error:
         return f"{path:<{path_width}}  error: {r.error}"
     box = "-" if r.box is None else "{:.0f},{:.0f},{:.0f},{:.0f}".format(*r.box)
     p_age = "-" if r.age_group_probs is None else f"{r.age_group_probs[r.age_group_index]:.2f}"
     p_gender = "-" if r.gender_confidence is None else f"{r.gender_confidence:.2f}"
-    years = "" if r.age_years is None else f"{r.age_years:.0f}"
-    return (f"{path:<{path_width}}  {r.face:>4}  {box:<19}  {r.age_group or '-':>9}  {p_age:>6}  "
-            f"{r.gender or '-':>6}  {p_gender:>9}  {years:>9}")
+    line = (f"{path:<{path_width}}  {r.face:>4}  {box:<19}  {r.age_group or '-':>9}  {p_age:>6}  "
+            f"{r.gender or '-':>6}  {p_gender:>9}")
+    if years:
+        line += f"  {'-' if r.age_years is None else format(r.age_years, '.0f'):>9}"
+    return line
 
 
-def table_header(path_width: int = 40) -> str:
-    return (f"{'path':<{path_width}}  {'face':>4}  {'box (x,y,w,h)':<19}  {'age_group':>9}  {'p(age)':>6}  "
-            f"{'gender':>6}  {'p(gender)':>9}  {'age_years':>9}")
+def table_header(path_width: int = 40, years: bool = False) -> str:
+    line = (f"{'path':<{path_width}}  {'face':>4}  {'box (x,y,w,h)':<19}  {'age_group':>9}  {'p(age)':>6}  "
+            f"{'gender':>6}  {'p(gender)':>9}")
+    return line + (f"  {'age_years':>9}" if years else "")
