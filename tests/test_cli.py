@@ -169,7 +169,8 @@ def test_ablation_runs_rows_fold_major_resumes_and_writes_table(tmp_path, capsys
     # the single-task age row has no gender number; the recipe is the short ablation schedule
     age_row = next(line for line in table.splitlines() if line.startswith("| age-3conv"))
     assert age_row.split("|")[6].strip() == ""
-    assert "±" not in age_row and age_row.split("|")[7].strip()  # one fold: a number, no spread
+    ours = "|".join(age_row.split("|")[:10])  # the paper's Adience columns follow
+    assert "±" not in ours and age_row.split("|")[7].strip()  # one fold: a number, no spread
     saved = json.loads((out / "age-3conv" / "results.json").read_text())
     assert saved["train"]["grad_clip"] == 1.0 and saved["train"]["lr_step_epochs"] == [1.5]
     # fold 1 next: fold 0 is skipped, and the row's results.json then holds both folds
@@ -331,3 +332,20 @@ def test_extra_folds_keep_each_person_on_one_side(tmp_path):
         person_folds.setdefault(r.group, set()).add(f)
     assert len(person_folds) == 12 and all(len(s) == 1 for s in person_folds.values())
     assert sorted(set(folds)) == [0, 1, 2]
+
+
+def test_ablation_table_puts_the_papers_table_3_beside_ours_and_reads_committed_results(tmp_path):
+    """The committed layout (docs/results/ablation/ROW/fold_K.json) is read like a run folder's
+    fold_K/results.json; the paper's Adience values stand in their own columns."""
+    import json
+
+    from agegender.ablation import ablation_table
+
+    for fold, acc in enumerate((80.0, 82.0)):
+        row = tmp_path / "multi-reg-4conv"
+        row.mkdir(exist_ok=True)
+        (row / f"fold_{fold}.json").write_text(json.dumps({"fold": fold, "metrics": {"gender_acc": acc}}))
+    line = next(x for x in ablation_table(tmp_path, k=2).splitlines() if x.startswith("| multi-reg-4conv"))
+    assert "| 2/2 | 81.0 ± 1.4 |" in line and line.endswith("| 86.0 ± 1.2 | 46.0 ± 1.1 |")
+    gender3 = next(x for x in ablation_table(tmp_path, k=2).splitlines() if x.startswith("| gender-3conv"))
+    assert "| 0/2 |" in gender3 and "83.7 ± 0.7" in gender3
