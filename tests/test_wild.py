@@ -148,3 +148,21 @@ def test_two_celeba_folders_are_one_dataset_split_by_person(tmp_path):
     for r, f in zip(records, folds, strict=True):
         by_person.setdefault(r.group, set()).add(f)
     assert len(by_person) == 10 and all(len(f) == 1 for f in by_person.values())
+
+
+def test_int8_export_calibrates_at_the_checkpoints_input_size(tmp_path, capsys):
+    """The calibration faces were always made at 64 px; a 32 px model got the wrong faces (or failed)."""
+    from agegender.cli import main
+    from agegender.runtime import OnnxModel
+
+    utk = make_utkface(tmp_path / "utk", n=24, size=32)
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "utkface", "--data-root", str(utk), "--head", "cls", "--input-size", "32",
+                 "--recipe", "cpu", "--epochs", "1", "--batch-size", "8", "--threads", "1", "--no-progress",
+                 "--out", str(run)]) == 0
+    out = tmp_path / "q.onnx"
+    assert main(["export", str(run / "checkpoint"), "--out", str(out), "--precision", "int8",
+                 "--calibration", f"utkface:{utk}", "--calibration-size", "16"]) == 0
+    model = OnnxModel(out)
+    assert model.size == 32 and model.meta["precision"] == "int8"
+    assert model.run(np.zeros((2, 32, 32, 3), np.uint8))["gender"].shape == (2, 2)

@@ -324,7 +324,7 @@ def cmd_export(args) -> int:
 
     calibration = None
     if args.calibration:
-        calibration = _calibration_faces(args.calibration, args.calibration_size)
+        calibration = _calibration_faces(args.calibration, args.calibration_size, _checkpoint_size(args.checkpoint))
     from agegender.export import export_onnx
 
     out = Path(args.out)
@@ -339,7 +339,17 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _calibration_faces(spec: str, n: int):
+def _checkpoint_size(folder: str) -> int:
+    """The input size a checkpoint was trained at (its meta.json), for faces made to feed it."""
+    from agegender.checkpoint import find_checkpoint, read_meta
+
+    found = find_checkpoint(folder)
+    if found is None:
+        raise FileNotFoundError(f"{folder}: no checkpoint (model.safetensors + meta.json) found")
+    return int(read_meta(found)["input"]["size"])
+
+
+def _calibration_faces(spec: str, n: int, size: int):
     import numpy as np
 
     from agegender.data.datasets import parse_extra, read_dataset
@@ -349,7 +359,7 @@ def _calibration_faces(spec: str, n: int):
     records, _ = read_dataset(name, root, verbose=False)
     # A fixed, spread-out sample (every k-th record in path order) keeps the calibration deterministic.
     records = sorted(records, key=lambda r: r.path)[:: max(1, len(records) // n)][:n]
-    return np.asarray(build_faceset(records, 64, tag=f"{name}-calib").images)
+    return np.asarray(build_faceset(records, size, tag=f"{name}-calib").images)
 
 
 def _levi_protocol(args):
