@@ -166,3 +166,14 @@ def test_int8_export_calibrates_at_the_checkpoints_input_size(tmp_path, capsys):
     model = OnnxModel(out)
     assert model.size == 32 and model.meta["precision"] == "int8"
     assert model.run(np.zeros((2, 32, 32, 3), np.uint8))["gender"].shape == (2, 2)
+
+
+def test_train_defaults_to_the_recommended_recipe_not_the_papers():
+    from agegender.cli import _train_config, build_parser
+
+    args = build_parser().parse_args(["train", "--dataset", "utkface", "--data-root", "x", "--out", "y"])
+    cfg = _train_config(args)
+    assert args.recipe == "recommended" and cfg.lr == 0.01 and cfg.epochs == 30 and cfg.lr_step_epochs == (20,)
+    paper = _train_config(build_parser().parse_args(["train", "--dataset", "utkface", "--data-root", "x",
+                                                     "--out", "y", "--recipe", "paper"]))
+    assert paper.lr == 0.1
