@@ -178,3 +178,20 @@ def test_a_closed_pipe_ends_quietly(photo_folder):
     done = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120)
     assert len(done.stdout.splitlines()) == 2
     assert "Broken pipe" not in done.stderr and "Traceback" not in done.stderr and "error" not in done.stderr
+
+
+def test_annotated_copies_of_a_webp_and_a_jpg_with_one_stem_do_not_collide(tmp_path, capsys):
+    folder = tmp_path / "in"
+    _photos(folder, n=3)  # photo_00.jpg, photo_01.png, photo_02.webp
+    Image.open(folder / "photo_00.jpg").save(folder / "photo_00.webp")
+    ann = tmp_path / "ann"
+    assert main(["predict", str(folder), "--annotate", str(ann), "--format", "jsonl", "--no-progress"]) == 0
+    names = sorted(p.name for p in ann.iterdir())
+    assert names == ["photo_00.jpg", "photo_00.webp.jpg", "photo_01.png", "photo_02.webp.jpg"]
+
+
+def test_label_font_grows_with_the_picture():
+    from agegender.annotate import label_font
+
+    assert label_font((640, 480)).size == 16 and label_font((4000, 3000)).size == 100
+    assert label_font((100, 80)).size == 12
