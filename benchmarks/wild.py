@@ -52,47 +52,51 @@ def band(label: str) -> str:
     return "0-9" if lo < 10 else "10-19" if lo < 20 else "20+"
 
 
+def nearest_centre(items, box, shape):
+    """The item whose ``box(item)`` (x, y, w, h) centre is nearest the centre of a picture of ``shape``."""
+    h, w = shape[:2]
+    return min(items, key=lambda it: (box(it)[0] + box(it)[2] / 2 - w / 2) ** 2
+               + (box(it)[1] + box(it)[3] / 2 - h / 2) ** 2)
+
+
 def central_face(records, shape) -> object | None:
     faces = [r for r in records if r.error is None and r.box is not None]
-    if not faces:
-        return None
-    h, w = shape
-    return min(faces, key=lambda r: (r.box[0] + r.box[2] / 2 - w / 2) ** 2 + (r.box[1] + r.box[3] / 2 - h / 2) ** 2)
+    return nearest_centre(faces, lambda r: r.box, shape) if faces else None
+
+
+def summarise(name: str, photos: list[dict], found, gender, age, years, seconds: float) -> dict:
+    """The table row: % over all photos and gender by FairFace age band (boolean arrays, one per photo)."""
+    bands = np.array([band(p["age"]) for p in photos])
+    out = {"model": name, "photos": len(photos), "found": int(np.sum(found)), "gender": 100 * np.mean(gender),
+           "age_compatible": 100 * np.mean(age), "years_in_bin": None if years is None else 100 * np.mean(years),
+           "seconds": seconds}
+    for b in ("0-9", "10-19", "20+"):
+        out[f"gender_{b}"] = 100 * np.asarray(gender)[bands == b].mean()
+        out[f"n_{b}"] = int((bands == b).sum())
+    return out
 
 
 def score(name: str, predictor: Predictor, photos: list[dict], root: Path) -> dict:
-    from agegender.preprocess import load_image
+    from PIL import Image
 
-    rows = []
     t0 = time.perf_counter()
     paths = [str(root / "images" / p["filename"]) for p in photos]
     by_path: dict[str, list] = {}
     for r in predictor.predict_paths(paths):
         by_path.setdefault(r.path, []).append(r)
     seconds = time.perf_counter() - t0
+    found, gender, age, years = [], [], [], []
     for p, path in zip(photos, paths, strict=True):
-        face = central_face(by_path.get(path, []), load_image(path).shape[:2])
-        truth_gender = p["gender"].lower()
-        if face is None:
-            rows.append((band(p["age"]), False, False, False, False))
-            continue
+        with Image.open(path) as im:  # the header only: the size, for the central face
+            shape = (im.height, im.width)
+        face = central_face(by_path.get(path, []), shape)
         lo, hi = bin_range(p["age"])
-        years_ok = face.age_years is not None and lo <= round(face.age_years) <= hi
-        rows.append((band(p["age"]), True, face.gender == truth_gender, face.age_group in COMPATIBLE[p["age"]],
-                     years_ok))
-    found = np.array([r[1] for r in rows])
-    gender = np.array([r[2] for r in rows])
-    age = np.array([r[3] for r in rows])
-    years = np.array([r[4] for r in rows])
-    bands = np.array([r[0] for r in rows])
+        found.append(face is not None)
+        gender.append(face is not None and face.gender == p["gender"].lower())
+        age.append(face is not None and face.age_group in COMPATIBLE[p["age"]])
+        years.append(face is not None and face.age_years is not None and lo <= round(face.age_years) <= hi)
     has_years = any(r.age_years is not None for rs in by_path.values() for r in rs)
-    out = {"model": name, "photos": len(rows), "found": int(found.sum()), "gender": 100 * gender.mean(),
-           "age_compatible": 100 * age.mean(), "years_in_bin": 100 * years.mean() if has_years else None,
-           "seconds": seconds}
-    for b in ("0-9", "10-19", "20+"):
-        out[f"gender_{b}"] = 100 * gender[bands == b].mean()
-        out[f"n_{b}"] = int((bands == b).sum())
-    return out
+    return summarise(name, photos, found, gender, age, years if has_years else None, seconds)
 
 
 def peer_crops(photos: list[dict], root: Path, detector_name: str) -> list[np.ndarray | None]:
@@ -110,8 +114,7 @@ def peer_crops(photos: list[dict], root: Path, detector_name: str) -> list[np.nd
         if not found:
             crops.append(None)
             continue
-        h, w = img.shape[:2]
-        d = min(found, key=lambda d: (d.box[0] + d.box[2] / 2 - w / 2) ** 2 + (d.box[1] + d.box[3] / 2 - h / 2) ** 2)
+        d = nearest_centre(found, lambda d: d.box, img.shape)
         crops.append(crop_face(img, face_crop_box(d, img.shape, det.name), face_roll(d, det.name)))
     return crops
 
@@ -128,14 +131,8 @@ def score_peer(model, photos: list[dict], crops: list) -> dict:
     for k, i in enumerate(have):
         gender[i] = ("female" if female[k] else "male") == photos[i]["gender"].lower()
         age_ok[i] = AGE_GROUPS[int(age[k])] in COMPATIBLE[photos[i]["age"]]
-    bands = np.array([band(p["age"]) for p in photos])
-    out = {"model": model.name + " (peer; our detector's crop)", "photos": len(photos), "found": len(have),
-           "gender": 100 * gender.mean(), "age_compatible": 100 * age_ok.mean(), "years_in_bin": None,
-           "seconds": seconds}
-    for b in ("0-9", "10-19", "20+"):
-        out[f"gender_{b}"] = 100 * gender[bands == b].mean()
-        out[f"n_{b}"] = int((bands == b).sum())
-    return out
+    return summarise(model.name + " (peer; our detector's crop)", photos, [c is not None for c in crops], gender,
+                     age_ok, None, seconds)
 
 
 def load_peers(names: list[str], threads: int) -> list:

@@ -372,7 +372,7 @@ class BlazeFaceDetector:
             pad = max(1, round(PAD_RETRY * max(small.shape[:2])))
             padded = np.pad(small, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
             boxes, scores = self._detect(padded)
-            boxes = boxes - np.array([pad, pad, 0, 0] + [pad, pad] * 6, dtype=boxes.dtype)
+            boxes = boxes - _offset(pad, pad, boxes.dtype)
         return _finish(boxes, scores, f, image.shape)
 
     def _detect(self, small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -384,8 +384,7 @@ class BlazeFaceDetector:
             # A face cut by an inner tile edge gives a partial box: drop it, another pass sees it whole.
             cut = (((b[:, 0] < 2) & (x > 0)) | ((b[:, 1] < 2) & (y > 0))
                    | ((b[:, 0] + b[:, 2] > t - 2) & (x + t < w)) | ((b[:, 1] + b[:, 3] > t - 2) & (y + t < h)))
-            shift = np.array([x, y, 0, 0] + [x, y] * 6, dtype=b.dtype)
-            passes.append((b[~cut] + shift, sc[~cut]))
+            passes.append((b[~cut] + _offset(x, y, b.dtype), sc[~cut]))
         boxes, scores = _weighted_nms(np.concatenate([p[0] for p in passes]), np.concatenate([p[1] for p in passes]),
                                       self._nms_iou)
         if self._close_up is not None:
@@ -395,6 +394,11 @@ class BlazeFaceDetector:
             new = _iou_matrix(b[:, :4], boxes[:, :4]).max(axis=1, initial=0.0) <= self._nms_iou
             boxes, scores = np.concatenate([boxes, b[new]]), np.concatenate([scores, sc[new]])
         return boxes.reshape(-1, 16), scores
+
+
+def _offset(x: float, y: float, dtype) -> np.ndarray:
+    """Added to BlazeFace rows (x, y, w, h, 6 landmark x, y pairs): moves box and landmarks by (x, y)."""
+    return np.array([x, y, 0, 0] + [x, y] * 6, dtype=dtype)
 
 
 def _make_blazeface(**kw) -> BlazeFaceDetector:
