@@ -9,7 +9,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 ADIENCE_HEADER = ["user_id", "original_image", "face_id", "age", "gender", "x", "y", "dx", "dy", "tilt_ang",
                   "fiducial_yaw_angle", "fiducial_score"]
@@ -123,3 +123,31 @@ def make_celeba_gender(root: Path, people: int = 10, faces_per_person: int = 3) 
             image_id += 1
     (root / "identities.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def composed_photos(folder: Path, n: int = 36) -> list[Path]:
+    """Photos that need the detector: the bundled portrait's face pasted at different places, sizes and
+    angles into generated backgrounds, saved as jpg / png / webp."""
+    from agegender.predict import EXAMPLE_PHOTO, asset_path
+
+    portrait = Image.open(asset_path(EXAMPLE_PHOTO)).convert("RGB")
+    head = portrait.crop((120, 20, 340, 240))  # the face with some hair and shoulders around it
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        w, h = (640, 480) if i % 3 else (480, 640)
+        ramp = np.linspace(0, 1, w)[None, :, None] * rng.integers(0, 255, 3)[None, None, :]
+        bg = (rng.integers(40, 200, 3)[None, None, :] * 0.6 + ramp * 0.4).repeat(h, axis=0)
+        photo = Image.fromarray((bg + rng.normal(0, 6, (h, w, 3))).clip(0, 255).astype(np.uint8))
+        side = int(rng.integers(150, 300))
+        face = head.resize((side, side), Image.Resampling.BICUBIC).rotate(float(rng.uniform(-12, 12)),
+                                                                         resample=Image.Resampling.BICUBIC)
+        photo.paste(face, (int(rng.integers(0, w - side)), int(rng.integers(0, h - side))))
+        if i % 4 == 1:
+            photo = photo.filter(ImageFilter.GaussianBlur(1.0))
+        ext = (".jpg", ".png", ".webp")[i % 3]
+        path = folder / f"photo_{i:02d}{ext}"
+        photo.save(path, quality=int(rng.integers(50, 95))) if ext == ".jpg" else photo.save(path)
+        paths.append(path)
+    return paths

@@ -9,38 +9,14 @@ import threading
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter
+from fixtures import composed_photos as _photos
+from PIL import Image
 
 from agegender import Predictor
 from agegender.cli import main
 from agegender.predict import EXAMPLE_PHOTO, asset_path
 
 N_PHOTOS = 36
-
-
-def _photos(folder, n: int = N_PHOTOS) -> list:
-    portrait = Image.open(asset_path(EXAMPLE_PHOTO)).convert("RGB")
-    head = portrait.crop((120, 20, 340, 240))  # the face with some hair and shoulders around it
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        w, h = (640, 480) if i % 3 else (480, 640)
-        ramp = np.linspace(0, 1, w)[None, :, None] * rng.integers(0, 255, 3)[None, None, :]
-        bg = (rng.integers(40, 200, 3)[None, None, :] * 0.6 + ramp * 0.4).repeat(h, axis=0)
-        photo = Image.fromarray((bg + rng.normal(0, 6, (h, w, 3))).clip(0, 255).astype(np.uint8))
-        side = int(rng.integers(150, 300))
-        face = head.resize((side, side), Image.Resampling.BICUBIC).rotate(float(rng.uniform(-12, 12)),
-                                                                         resample=Image.Resampling.BICUBIC)
-        photo.paste(face, (int(rng.integers(0, w - side)), int(rng.integers(0, h - side))))
-        if i % 4 == 1:
-            photo = photo.filter(ImageFilter.GaussianBlur(1.0))
-        ext = (".jpg", ".png", ".webp")[i % 3]
-        path = folder / f"photo_{i:02d}{ext}"
-        photo.save(path, quality=int(rng.integers(50, 95))) if ext == ".jpg" else photo.save(path)
-        paths.append(path)
-    return paths
-
 
 @pytest.fixture(scope="module")
 def photo_folder(tmp_path_factory):

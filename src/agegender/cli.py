@@ -302,11 +302,19 @@ def _video_records(predictor, video: str, args, annotator=None):
 
 def cmd_serve(args) -> int:
     from agegender.predict import Predictor
-    from agegender.serve import serve
 
-    predictor = Predictor(args.model, detector=args.detector, aligned=args.aligned, threads=args.threads,
+    try:
+        from agegender.serve import serve
+    except ImportError as err:
+        print(f"agegender serve: error: {err}", file=sys.stderr)
+        return 2
+    workers = args.workers or os.cpu_count() or 1
+    # each worker thread runs one prediction at a time: one ONNX thread each unless told otherwise
+    threads = args.threads if args.threads is not None else (1 if workers > 1 else None)
+    predictor = Predictor(args.model, detector=args.detector, aligned=args.aligned, threads=threads,
                           mirror=args.mirror)
-    serve(predictor, args.host, args.port, max_bytes=int(args.max_mb * 1024 * 1024), quiet=args.quiet)
+    serve(predictor, args.host, args.port, max_bytes=int(args.max_mb * 1024 * 1024), quiet=args.quiet,
+          workers=workers, max_files=args.max_files, read_timeout=args.read_timeout)
     return 0
 
 
@@ -548,7 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("serve", help="HTTP JSON service: POST an image to /predict (see agegender.serve)")
+    p = sub.add_parser("serve", help="HTTP service and web page: POST an image to /predict, open / in a browser "
+                                     "(needs the [serve] extra; see agegender.serve)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
                                                         "0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=8080)
@@ -556,8 +565,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", default="default", help="as for predict")
     p.add_argument("--aligned", action="store_true", help="uploads are face crops already: no detection")
     p.add_argument("--mirror", action="store_true", help="as for predict")
-    p.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+    p.add_argument("--workers", type=_positive_int, help="predictions run at once, each on its own thread with "
+                                                        "its own detector (default: one per core)")
+    p.add_argument("--threads", type=_positive_int, help="ONNX Runtime threads per prediction (default: 1 when "
+                                                         "several workers, else all cores)")
     p.add_argument("--max-mb", type=float, default=20, help="largest request body accepted, in MB (default 20)")
+    p.add_argument("--max-files", type=_positive_int, default=64, help="most files in one request (default 64)")
+    p.add_argument("--read-timeout", type=float, default=30, help="seconds a request body may take to arrive "
+                                                                  "(default 30; 408 after)")
     p.add_argument("--quiet", action="store_true", help="no request log on stderr")
     p.set_defaults(func=cmd_serve)
 
