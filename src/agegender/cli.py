@@ -216,16 +216,51 @@ def cmd_ablation(args) -> int:
     return 0
 
 
+def _refuse_output_onto_input(out: str, inputs: list[str]) -> None:
+    """--out naming one of the files the run reads (given, or inside a given folder) would replace the
+    user's photo with records: refused, --force or not."""
+    from agegender.predict import IMAGE_SUFFIXES
+
+    target = os.path.realpath(out)
+    for item in inputs:
+        real = os.path.realpath(item)
+        inside = os.path.isdir(real) and target.startswith(real + os.sep) and \
+            os.path.splitext(target)[1].lower() in IMAGE_SUFFIXES
+        if target == real or inside:
+            raise ValueError(f"--out {out} is one of the inputs ({item}); it would be replaced by the "
+                             "records: write them elsewhere")
+
+
+def _count_inputs_into(bar, inputs: list[str], skip: str | None) -> None:
+    """Gives the progress bar its total: the inputs are counted on a side thread (a listing only, much
+    faster than predicting), so the first predictions do not wait for a large folder's count."""
+    import threading
+
+    from agegender.predict import iter_image_files
+
+    def count() -> None:
+        try:
+            n = sum(1 for _ in iter_image_files(inputs, skip=skip))
+        except OSError:
+            return  # the prediction reports what cannot be read; the bar just has no total
+        bar.total = n
+        bar.refresh()
+
+    threading.Thread(target=count, daemon=True).start()
+
+
 def cmd_predict(args) -> int:
     import itertools
 
     from agegender.annotate import Annotator
-    from agegender.output import table_header, table_row, write_jsonl
+    from agegender.output import printable, table_header, table_row, write_jsonl
     from agegender.predict import Predictor, iter_image_files
 
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.out else "jsonl")
     if args.out and Path(args.out).exists() and not args.force:
         raise FileExistsError(f"--out {args.out} exists; pass --force to replace it")
+    if args.out:
+        _refuse_output_onto_input(args.out, args.paths)
     predictor = Predictor(args.model, detector=args.detector, aligned=args.aligned, threads=args.threads,
                           batch_size=args.batch_size, mirror=args.mirror)
     annotator = Annotator(args.annotate, args.paths, force=args.force) if args.annotate else None
@@ -233,6 +268,10 @@ def cmd_predict(args) -> int:
     from tqdm import tqdm
 
     bar = tqdm(desc="images", unit="img", file=sys.stderr, disable=args.no_progress or None, leave=False)
+    if not bar.disable:
+        _count_inputs_into(bar, args.paths, args.annotate)
+    # a terminal that shows the records already shows their errors: print them once, not twice
+    echo_errors = not (stream is sys.stdout and sys.stdout.isatty() and sys.stderr.isatty())
     failed = faces = 0
     collected = []
     years = "age_years" in predictor.model.tasks  # the table's age_years column only for a model that has it
@@ -251,7 +290,8 @@ def cmd_predict(args) -> int:
             for r in group:
                 if r.error:
                     failed += 1
-                    tqdm.write(f"error: {r.error}", file=sys.stderr)
+                    if echo_errors:
+                        tqdm.write(f"error: {printable(r.error)}", file=sys.stderr)
                 else:
                     faces += 1
                 if fmt == "jsonl":

@@ -10,15 +10,33 @@ from agegender.predict import FaceResult
 COLUMNS = ("path", "face", "box", "age_group", "p(age)", "gender", "p(gender)", "age_years")
 
 
+def printable(text: str) -> str:
+    """``text`` safe for a terminal or a UTF-8 stream: bytes of a non-UTF-8 file name (held as surrogate
+    escapes) as ``\\xNN`` and control characters (newline, escape sequences...) as Python escapes, so a
+    hostile file name can neither stop the output nor drive the terminal."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if "\udc80" <= ch <= "\udcff":
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        elif not ch.isprintable():
+            out.append(repr(ch)[1:-1] if ch != "\\" else ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def write_jsonl(result: FaceResult, stream: TextIO) -> None:
     stream.write(json.dumps(result.to_dict()) + "\n")
 
 
 def table_row(r: FaceResult, path_width: int = 40, years: bool = False) -> str:
     """One face as a table line; ``years``: the model predicts age in years (an age_years column)."""
-    path = r.path if len(r.path) <= path_width else "..." + r.path[-(path_width - 3):]
+    path = printable(r.path)
+    path = path if len(path) <= path_width else "..." + path[-(path_width - 3):]
     if r.error:
-        return f"{path:<{path_width}}  error: {r.error}"
+        return f"{path:<{path_width}}  error: {printable(r.error)}"
     box = "-" if r.box is None else "{:.0f},{:.0f},{:.0f},{:.0f}".format(*r.box)
     p_age = "-" if r.age_group_probs is None else f"{r.age_group_probs[r.age_group_index]:.2f}"
     p_gender = "-" if r.gender_confidence is None else f"{r.gender_confidence:.2f}"

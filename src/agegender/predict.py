@@ -165,9 +165,14 @@ class Predictor:
         except ImageError as err:
             # a folder reaches here when iter_image_files found no image in it (checked only on failure:
             # no extra stat per file)
-            if os.path.isdir(path) and next(_walk_images(path), None) is None:
-                return (f"{path}: a folder with no image file in it ({' '.join(IMAGE_SUFFIXES)}, searched "
-                        "recursively; a video is read only when named on its own)")
+            if os.path.isdir(path):
+                try:
+                    empty = next(_walk_images(path), None) is None
+                except OSError as walk_err:
+                    return f"{path}: cannot read this folder ({walk_err.strerror or walk_err})"
+                if empty:
+                    return (f"{path}: a folder with no image file in it ({' '.join(IMAGE_SUFFIXES)}, searched "
+                            "recursively; a video is read only when named on its own)")
             return str(err)
         except Exception as err:  # a detector failure on one file must not end the batch
             return f"{path}: {type(err).__name__}: {err}"
@@ -269,13 +274,31 @@ def iter_image_files(inputs: Iterable[str | os.PathLike], skip: str | os.PathLik
             yield str(p)
 
 
-def _walk_images(folder: str, skip: str | None = None) -> Iterator[str]:
+def _walk_images(folder: str, skip: str | None = None, seen: set | None = None) -> Iterator[str]:
+    """Image files under ``folder``, sorted, recursively. A folder reached a second time (a symlink loop,
+    or two links to one folder) is not entered again; a subfolder that cannot be listed is yielded as
+    itself, so that it comes back as an error record and the batch carries on."""
+    seen = set() if seen is None else seen
+    st = os.stat(folder)
+    if (st.st_dev, st.st_ino) in seen:
+        return
+    seen.add((st.st_dev, st.st_ino))
     with os.scandir(folder) as it:
-        entries = sorted((e.name, e.is_dir()) for e in it)
+        entries = sorted((e.name, _is_dir(e)) for e in it)
     for name, is_dir in entries:
         path = os.path.join(folder, name)
         if is_dir:
             if skip is None or os.path.realpath(path) != skip:
-                yield from _walk_images(path, skip)
+                try:
+                    yield from _walk_images(path, skip, seen)
+                except OSError:
+                    yield path
         elif os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
             yield path
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a dangling or looping symlink: listed as a file, and reported if it is named as an image
+        return False

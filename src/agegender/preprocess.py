@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 
 import numpy as np
@@ -39,6 +40,9 @@ def load_image(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray
     Raises ImageError with the path for unreadable, truncated or oversized files.
     """
     try:
+        if data is None and not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
+            # a FIFO, socket or device named like a photo would block the reader or never end
+            raise ImageError(f"{path}: not a regular file (a pipe, socket or device), not read")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data) if data is not None else path) as im:
