@@ -87,12 +87,36 @@ def load_checkpoint(folder: str | os.PathLike) -> tuple[nn.Module, dict]:
     if found is None:
         raise FileNotFoundError(f"{folder}: no checkpoint ({WEIGHTS} + {META}) found")
     meta = read_meta(found)
-    model = create_model(ModelConfig.from_dict(meta["model"]))
-    model.load_state_dict(load_file(str(found / WEIGHTS)))
+    try:
+        model = create_model(ModelConfig.from_dict(meta["model"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{found}: {META} does not describe a model this version can build ({err})") from None
+    load_weights(found, model)
     model.eval()
     return model, meta
 
 
+def load_weights(folder: str | os.PathLike, model: nn.Module) -> None:
+    """The checkpoint's safetensors weights into ``model``; a truncated, corrupt or mismatched file is a
+    ValueError naming it."""
+    path = Path(folder) / WEIGHTS
+    try:
+        model.load_state_dict(load_file(str(path)))
+    except Exception as err:  # safetensors and torch raise their own types for bad files
+        raise ValueError(f"{path}: unreadable or not this model's weights ({type(err).__name__}: "
+                         f"{str(err)[:300]})") from None
+
+
+def incomplete_checkpoint(folder: str | os.PathLike) -> bool:
+    """A checkpoint folder holding files but no complete checkpoint (e.g. meta.json lost)."""
+    folder = Path(folder)
+    return find_checkpoint(folder) is None and folder.is_dir() and any(folder.iterdir())
+
+
 def load_optimizer_state(folder: str | os.PathLike, optimizer: torch.optim.Optimizer) -> None:
     path = Path(folder) / OPTIM
-    optimizer.load_state_dict(torch.load(path, weights_only=True))
+    try:
+        optimizer.load_state_dict(torch.load(path, weights_only=True))
+    except Exception as err:  # a missing, truncated or foreign file: say which, do not train on from nothing
+        raise ValueError(f"{path}: cannot restore the optimizer to resume ({type(err).__name__}: "
+                         f"{str(err)[:300]})") from None

@@ -16,9 +16,10 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageOps
 
 from agegender.decode import decode_task, merge_mirrored
-from agegender.preprocess import IMAGE_SUFFIXES, ImageError, load_image, resize_face, square_face
+from agegender.preprocess import IMAGE_SUFFIXES, ImageError, load_image, resize_face, square_face, to_rgb
 from agegender.runtime import ModelError, OnnxModel
 
 DEFAULT_MODEL = "default.onnx"
@@ -118,11 +119,20 @@ class Predictor:
         return det
 
     # --- single image -----------------------------------------------------------------------------
-    def predict(self, image: str | os.PathLike | np.ndarray) -> list[FaceResult]:
-        """Faces in one image (a path, or an RGB uint8 array). Raises ImageError for unreadable files."""
-        path = str(image) if not isinstance(image, np.ndarray) else "<array>"
-        pixels = load_image(image) if not isinstance(image, np.ndarray) else _as_rgb(image)
-        return self._predict_pixels(path, pixels)
+    def predict(self, image: str | os.PathLike | np.ndarray | Image.Image | bytes) -> list[FaceResult]:
+        """Faces in one image: a path, an RGB(A) or grey uint8 array, a PIL image, or an encoded file's
+        bytes. Raises ImageError for unreadable input, TypeError for something that is not one image."""
+        if isinstance(image, bytes | bytearray | memoryview):
+            return self.predict_bytes(bytes(image))
+        if isinstance(image, Image.Image):
+            return self._predict_pixels("<PIL.Image>", to_rgb(ImageOps.exif_transpose(image)))
+        if isinstance(image, np.ndarray):
+            return self._predict_pixels("<array>", _as_rgb(image))
+        if isinstance(image, str | os.PathLike):
+            return self._predict_pixels(str(image), load_image(image))
+        many = " (for many images use predict_paths)" if isinstance(image, list | tuple) else ""
+        raise TypeError(f"predict takes one image (a path, numpy array, PIL image or bytes), got "
+                        f"{type(image).__name__}{many}")
 
     def predict_bytes(self, data: bytes, name: str = "<bytes>") -> list[FaceResult]:
         """Faces in an encoded image file held in memory (e.g. an upload); ``name`` becomes each record's
@@ -248,6 +258,8 @@ class Predictor:
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:
+    if image.size == 0:
+        raise ImageError(f"<array>: empty image array of shape {image.shape}")
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:

@@ -19,6 +19,28 @@ class ModelError(ValueError):
     """A model file that cannot be used; the message names the file."""
 
 
+MAX_INPUT_SIZE = 1024
+
+
+def _checked_meta(path: Path, raw: str) -> dict:
+    """The model's metadata, checked before anything is sized from it (a hand-edited or foreign file must
+    give a clear error, not a traceback or a 100000² allocation)."""
+    try:
+        meta = json.loads(raw)
+        size = meta["input"]["size"]
+        tasks, head, labels = meta["model"]["tasks"], meta["model"]["head"], meta["labels"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ModelError(f"{path}: malformed '{META_KEY}' metadata ({type(err).__name__}: {err})") from None
+    if not isinstance(size, int) or not 8 <= size <= MAX_INPUT_SIZE:
+        raise ModelError(f"{path}: metadata input size {size!r} is not an integer from 8 to {MAX_INPUT_SIZE}")
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):
+        raise ModelError(f"{path}: metadata tasks {tasks!r} is not a list of task names")
+    if not isinstance(head, str) or not isinstance(labels, dict) or not all(
+            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in labels.values()):
+        raise ModelError(f"{path}: metadata head / labels malformed")
+    return meta
+
+
 class OnnxModel:
     """``run(faces)`` on uint8 faces (N, S, S, 3) RGB -> raw outputs per task (logits or values)."""
 
@@ -40,13 +62,16 @@ class OnnxModel:
         raw = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
         if raw is None:
             raise ModelError(f"{self.path}: ONNX file has no '{META_KEY}' metadata (export it with `agegender export`)")
-        self.meta = json.loads(raw)
+        self.meta = _checked_meta(self.path, raw)
         self.size = int(self.meta["input"]["size"])
         self.tasks = list(self.meta["model"]["tasks"])
         self.labels: dict[str, list[str]] = self.meta["labels"]
         self.head = self.meta["model"]["head"]
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
+        shape = self.session.get_inputs()[0].shape
+        if len(shape) != 4 or any(isinstance(d, int) and d != self.size for d in shape[2:]):
+            raise ModelError(f"{self.path}: metadata says {self.size} px faces but the graph's input is {shape}")
 
     def run(self, faces: np.ndarray) -> dict[str, np.ndarray]:
         if faces.ndim != 4 or faces.shape[1:] != (self.size, self.size, 3):

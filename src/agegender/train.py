@@ -12,7 +12,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from agegender.checkpoint import find_checkpoint, load_optimizer_state, read_meta, save_checkpoint
+from agegender.checkpoint import (
+    META,
+    WEIGHTS,
+    find_checkpoint,
+    incomplete_checkpoint,
+    load_optimizer_state,
+    load_weights,
+    read_meta,
+    save_checkpoint,
+)
 from agegender.config import ModelConfig, TrainConfig
 from agegender.data.faceset import FaceSet
 from agegender.engine import bf16_supported, evaluate, fc_alive, to_tensors, train_eval_shift, train_one_epoch
@@ -59,6 +68,9 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: FaceSet, out_
                                 weight_decay=train_cfg.weight_decay)
     start_epoch, history = 0, []
     ckpt = find_checkpoint(out / CHECKPOINT_DIR)
+    if incomplete_checkpoint(out / CHECKPOINT_DIR):
+        raise FileExistsError(f"{out / CHECKPOINT_DIR}: holds an incomplete checkpoint ({WEIGHTS} and {META} "
+                              "are both needed); it is not overwritten: move it away or choose another --out")
     if ckpt is not None and not resume:
         raise FileExistsError(f"{out}: holds a checkpoint already; pass --resume to continue it or choose "
                               "another --out (nothing is overwritten)")
@@ -68,9 +80,7 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: FaceSet, out_
         saved_train = dataclasses.replace(TrainConfig.from_dict(meta["train"]), threads=train_cfg.threads)
         if ModelConfig.from_dict(meta["model"]) != model_cfg or saved_train != train_cfg:
             raise ValueError(f"{ckpt}: was written with another config; resume with the same arguments")
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+        load_weights(ckpt, model)
         load_optimizer_state(ckpt, optimizer)
         start_epoch = int(meta["epoch"])
         history = meta.get("history", [])
