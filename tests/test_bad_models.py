@@ -1,6 +1,7 @@
 """Broken model files and misused API calls: each case states the input and the clean error expected."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -39,7 +40,7 @@ def test_malformed_onnx_metadata_is_a_clean_error(onnx_model, tmp_path, capsys, 
 
 def test_truncated_onnx_and_checkpoint_weights_are_clean_errors(onnx_model, tmp_path):
     cut = tmp_path / "cut.onnx"
-    cut.write_bytes(open(onnx_model[0], "rb").read()[:5000])
+    cut.write_bytes(Path(onnx_model[0]).read_bytes()[:5000])
     with pytest.raises(ModelError, match="not a usable ONNX model"):
         Predictor(cut, aligned=True)
     import shutil

@@ -340,6 +340,19 @@ def _video_records(predictor, video: str, args, annotator=None):
         yield FaceResult(path=video, error=refused)
 
 
+def cmd_predict_ray(args) -> int:
+    try:
+        from agegender.ray_batch import run
+    except ImportError as err:
+        print(f"agegender predict-ray: error: {err} (pip install \"agegender[ray]\")", file=sys.stderr)
+        return 2
+    faces, failed = run(args.paths, args.out, address=args.address, num_cpus=args.num_cpus, force=args.force,
+                        model=args.model, detector=args.detector, aligned=args.aligned, mirror=args.mirror,
+                        actors=args.actors, batch_size=args.batch_size)
+    print(f"{faces} faces; {failed} inputs failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_serve(args) -> int:
     from agegender.predict import Predictor
 
@@ -595,6 +608,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("predict-ray", help="batch prediction scaled out on Ray Data (needs the [ray] extra; "
+                                           "see agegender.ray_batch)")
+    p.add_argument("paths", nargs="+", help="image files or folders: local paths or s3:// gs:// ... URIs")
+    p.add_argument("--out", required=True, help="records.jsonl (one file, input order) or a folder / URI of "
+                                                "Parquet files")
+    p.add_argument("--address", help="a running Ray cluster (e.g. auto, or ray://HEAD:10001); default: start a "
+                                     "local instance")
+    p.add_argument("--num-cpus", type=_positive_int, help="CPUs of the local instance (default: all)")
+    p.add_argument("--actors", type=_positive_int, help="predictor actors (default: one per CPU of the cluster)")
+    p.add_argument("--model", default=None, help="as for predict")
+    p.add_argument("--detector", default="default", help="as for predict")
+    p.add_argument("--aligned", action="store_true", help="inputs are face crops already: no detection")
+    p.add_argument("--mirror", action="store_true", help="as for predict")
+    p.add_argument("--batch-size", type=_positive_int, default=16, help="files per map_batches call")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=cmd_predict_ray)
 
     p = sub.add_parser("serve", help="HTTP service and web page: POST an image to /predict, open / in a browser "
                                      "(needs the [serve] extra; see agegender.serve)")
