@@ -41,14 +41,19 @@ def test_video_through_the_cli(clip, capsys):
 def test_cli_annotated_video_is_not_replaced_unasked(clip, tmp_path, capsys):
     ann = tmp_path / "ann"
     args = ["predict", str(clip), "--every", "6", "--annotate", str(ann), "--format", "jsonl", "--no-progress"]
-    assert main(args) == 0 and (ann / "clip.annotated.mp4").stat().st_size > 0
-    (ann / "clip.annotated.mp4").write_bytes(b"mine")
+    assert main(args) == 0 and (ann / "clip.annotated.webm").stat().st_size > 0
+    import cv2
+
+    back = cv2.VideoCapture(str(ann / "clip.annotated.webm"))
+    assert back.get(cv2.CAP_PROP_FOURCC) and back.read()[0]  # a real VP8 WebM that reads back
+    back.release()
+    (ann / "clip.annotated.webm").write_bytes(b"mine")
     capsys.readouterr()
     assert main(args) == 1
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["frame"] for r in records[:-1]] == [0, 6] and "pass --force" in records[-1]["error"]
-    assert (ann / "clip.annotated.mp4").read_bytes() == b"mine"
-    assert main(args + ["--force"]) == 0 and (ann / "clip.annotated.mp4").stat().st_size > 4
+    assert (ann / "clip.annotated.webm").read_bytes() == b"mine"
+    assert main(args + ["--force"]) == 0 and (ann / "clip.annotated.webm").stat().st_size > 4
 
 
 def test_tracker_smooths_probabilities_and_splits_far_faces():

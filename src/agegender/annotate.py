@@ -57,7 +57,7 @@ class Annotator:
 
     def video_path(self, video: str) -> Path:
         """Where the annotated copy of ``video`` goes (checked like an image's)."""
-        dest = self.folder / (Path(video).stem + ".annotated.mp4")
+        dest = self.folder / (Path(video).stem + ".annotated.webm")  # VP8: plays in browsers
         self.check_free(dest, video)
         return dest
 

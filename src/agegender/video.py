@@ -149,7 +149,10 @@ def predict_video(predictor: Predictor, source: str | int | os.PathLike, every: 
                 frame = np.asarray(draw_results(rgb, results))[..., ::-1]
                 if writer is None:
                     Path(annotate).parent.mkdir(parents=True, exist_ok=True)
-                    writer = cv2.VideoWriter(str(annotate), cv2.VideoWriter_fourcc(*"mp4v"), fps / every,
+                    # WebM / VP8 plays in every browser; an .mp4 name gets MPEG-4 part 2 (mp4v: the only
+                    # MP4 encoder in OpenCV's wheels; desktop players only)
+                    codec = "VP80" if Path(annotate).suffix.lower() == ".webm" else "mp4v"
+                    writer = cv2.VideoWriter(str(annotate), cv2.VideoWriter_fourcc(*codec), fps / every,
                                              (frame.shape[1], frame.shape[0]))
                 writer.write(np.ascontiguousarray(frame))
             sampled += 1
