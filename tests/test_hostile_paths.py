@@ -93,3 +93,15 @@ def test_the_progress_bar_gets_the_number_of_inputs_as_its_total(tmp_path):
             break
         threading.Event().wait(0.01)
     assert bar.total == 7
+
+
+def test_paths_after_options_are_read_too(tmp_path, onnx_model, capsys):
+    folder = _folder(tmp_path, 3)
+    a, b, c = (str(folder / f"face_{i}.jpg") for i in range(3))
+    assert main(["predict", a, "--format", "jsonl", b, "--aligned", c, "--model", str(onnx_model[0]),
+                 "--no-progress"]) == 0
+    assert [r["path"] for r in _records(capsys)] == [a, b, c]
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["predict", a, "--nosuch-flag", "--aligned"])

@@ -678,7 +678,14 @@ def _without_only_folds(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest:
+        # `predict a.jpg --format jsonl b.jpg`: paths after an option are paths too, in the order given
+        if getattr(args, "paths", None) is not None and not any(a.startswith("-") for a in rest):
+            args.paths += rest
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.command_line = "agegender " + shlex.join(_without_only_folds(argv))  # recorded in results and docs
     try:
         return args.func(args)
