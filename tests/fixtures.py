@@ -151,3 +151,56 @@ def composed_photos(folder: Path, n: int = 36) -> list[Path]:
         photo.save(path, quality=int(rng.integers(50, 95))) if ext == ".jpg" else photo.save(path)
         paths.append(path)
     return paths
+
+
+def hostile_corpus(folder: Path) -> dict[str, str]:
+    """Files a user's folder may hold, good and bad: {file name: "ok" or the kind of failure expected}.
+
+    Truncated, zero-byte, non-image, a decompression bomb, CMYK / 16-bit / palette / alpha, the 8 EXIF
+    orientations, animated GIF, multi-page TIFF, 1x1, a large photo, 50 faces in one picture, odd names."""
+    import io
+    import struct
+    import zlib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    face = face_image(3, 96)
+    kinds: dict[str, str] = {}
+
+    def save(name: str, kind: str, img: Image.Image | None = None, data: bytes | None = None, **kw) -> None:
+        if data is None:
+            buf = io.BytesIO()
+            img.save(buf, **kw)
+            data = buf.getvalue()
+        (folder / name).write_bytes(data)
+        kinds[name] = kind
+
+    save("plain.jpg", "ok", face, format="JPEG")
+    full = io.BytesIO()
+    face.save(full, "JPEG")
+    save("truncated.jpg", "bad", data=full.getvalue()[: len(full.getvalue()) // 3])
+    save("zero.jpg", "bad", data=b"")
+    save("text.png", "bad", data=b"hello, I am not a picture\n" * 10)
+    # a PNG header claiming 100000 x 100000 pixels: refused before any pixel is decoded
+    ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))  # noqa: E731
+    save("bomb.png", "bad", data=b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+         + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+    save("cmyk.jpg", "ok", face.convert("CMYK"), format="JPEG")
+    save("sixteen.png", "ok", Image.fromarray(np.asarray(face.convert("L")).astype(np.uint16) * 257), format="PNG")
+    save("palette.png", "ok", face.convert("P"), format="PNG")
+    save("alpha.png", "ok", face.convert("RGBA"), format="PNG")
+    for o in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = o
+        save(f"exif_{o}.jpg", "ok", face, format="JPEG", exif=exif)
+    save("animated.gif", "ok", face, format="GIF", save_all=True, append_images=[face_image(4, 96)])
+    save("pages.tiff", "ok", face, format="TIFF", save_all=True, append_images=[face_image(5, 96)])
+    save("one_pixel.png", "ok", Image.new("RGB", (1, 1), (90, 80, 70)), format="PNG")
+    save("large.jpg", "ok", face.resize((4000, 3000)), format="JPEG", quality=70)
+    grid = Image.new("RGB", (10 * 64, 5 * 64))
+    for i in range(50):
+        grid.paste(face_image(i, 64), ((i % 10) * 64, (i // 10) * 64))
+    save("fifty.png", "ok", grid, format="PNG")
+    for odd in ("with space.jpg", "ünïcødé.jpg", "-leading-dash.jpg", "UPPER.JPG", "semi;colon.jpg"):
+        save(odd, "ok", face, format="JPEG")
+    return kinds

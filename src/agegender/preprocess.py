@@ -18,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_PIXELS = 80_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")  # GIF: its first frame
 # How UTKFace's 64x64 training faces were made from the 200x200 crops, read off the files: PIL's default
 # resize (bicubic, antialiased) and a JPEG save at PIL's default quality 75 (the quantisation tables match
 # it exactly; 4:2:0). In a session-4 check of nine PIL / OpenCV filters on 150 utkface_200 crops, this pair
