@@ -139,6 +139,17 @@ class Predictor:
         ``path`` and names the input in errors. Raises ImageError for data that is not a usable image."""
         return self._predict_pixels(name, load_image(name, data=data))
 
+    def records_for_bytes(self, data: bytes, name: str) -> list[FaceResult]:
+        """``predict_bytes`` as a batch reports it: the faces, or one record with ``error`` (unreadable,
+        no face, or any other failure of this one input)."""
+        try:
+            faces = self.predict_bytes(data, name)
+        except ImageError as err:
+            return [FaceResult(path=name, error=str(err))]
+        except Exception as err:  # one bad input must not end the batch or the service; its record says why
+            return [FaceResult(path=name, error=f"{name}: {type(err).__name__}: {err}")]
+        return faces or [FaceResult(path=name, error=f"{name}: no face found")]
+
     def _predict_pixels(self, path: str, pixels: np.ndarray) -> list[FaceResult]:
         faces, boxes = self._faces(pixels)
         if not faces:

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from agegender.predict import FaceResult, Predictor
-from agegender.preprocess import IMAGE_SUFFIXES, ImageError
+from agegender.preprocess import IMAGE_SUFFIXES
 
 FIELDS = list(FaceResult.__dataclass_fields__)
 
@@ -31,13 +31,7 @@ class PredictBatch:
     def __call__(self, batch: dict) -> dict:
         rows: list[FaceResult] = []
         for data, path in zip(batch["bytes"], batch["path"], strict=True):
-            try:
-                faces = self.predictor.predict_bytes(bytes(data), str(path))
-            except ImageError as err:
-                faces = [FaceResult(path=str(path), error=str(err))]
-            except Exception as err:  # one bad file must not end the job: its record says what happened
-                faces = [FaceResult(path=str(path), error=f"{path}: {type(err).__name__}: {err}")]
-            rows.extend(faces or [FaceResult(path=str(path), error=f"{path}: no face found")])
+            rows.extend(self.predictor.records_for_bytes(bytes(data), str(path)))
         return {name: [getattr(r, name) for r in rows] for name in FIELDS}
 
 

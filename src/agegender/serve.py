@@ -38,7 +38,6 @@ from importlib import resources
 
 from agegender import __version__
 from agegender.predict import FaceResult, Predictor
-from agegender.preprocess import ImageError
 
 try:
     import uvicorn
@@ -77,18 +76,10 @@ class Service:
         self.workers = workers
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="agegender-predict")
 
-    def predict_one(self, name: str, data: bytes) -> list[FaceResult]:
-        try:
-            faces = self.predictor.predict_bytes(data, name)
-        except ImageError as err:
-            return [FaceResult(path=name, error=str(err))]
-        except Exception as err:  # one bad input must not take the service down; the error is reported
-            return [FaceResult(path=name, error=f"{name}: {type(err).__name__}: {err}")]
-        return faces or [FaceResult(path=name, error=f"{name}: no face found")]
-
     async def predict(self, files: list[tuple[str, bytes]]) -> list[FaceResult]:
         loop = asyncio.get_running_loop()
-        answers = await asyncio.gather(*(loop.run_in_executor(self.pool, self.predict_one, n, d) for n, d in files))
+        run = self.predictor.records_for_bytes
+        answers = await asyncio.gather(*(loop.run_in_executor(self.pool, run, d, n) for n, d in files))
         return [r for rs in answers for r in rs]
 
     def describe(self) -> dict:
