@@ -177,3 +177,34 @@ def test_train_defaults_to_the_recommended_recipe_not_the_papers():
     paper = _train_config(build_parser().parse_args(["train", "--dataset", "utkface", "--data-root", "x",
                                                      "--out", "y", "--recipe", "paper"]))
     assert paper.lr == 0.1
+
+
+def test_init_from_the_bundled_onnx_grows_a_years_head_with_the_same_groups():
+    """`train --init default --age-bins 101`: the shipped model's weights start the fine-tune, and the new
+    years head begins with exactly the default's 8-group distribution (and its gender)."""
+    from agegender.predict import load_model
+    from agegender.train import init_from
+
+    cfg = ModelConfig(head="cls", tasks=("age", "gender", "age_years"), age_bins=101, fc_norm=True)
+    model = create_model(cfg).eval()
+    lines = []
+    init_from(model, cfg, "default", log=lines.append)
+    assert any("years head" in line for line in lines)
+    faces = np.random.default_rng(0).integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
+    theirs = load_model("default").run(faces)
+    with torch.no_grad():
+        ours = model(torch.from_numpy(faces).permute(0, 3, 1, 2).float())
+    for task in ("age", "gender"):
+        np.testing.assert_allclose(torch.softmax(ours[task], 1).numpy(),
+                                   torch.softmax(torch.from_numpy(theirs[task]), 1).numpy(), atol=2e-3)
+    assert ((ours["age_years"] >= 0) & (ours["age_years"] <= 100)).all()
+
+
+def test_init_from_another_trunk_is_refused():
+    from agegender.train import init_from
+
+    cfg = ModelConfig(head="cls", tasks=("age", "gender"), conv_layers=3, fc_norm=True)
+    with pytest.raises(ValueError, match="conv_layers"):
+        init_from(create_model(cfg), cfg, "default")
+    with pytest.raises(FileNotFoundError, match="nosuch.onnx"):
+        init_from(create_model(cfg), cfg, "nosuch.onnx")

@@ -44,7 +44,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="named recipe (default: recommended, the 30-epoch schedule that cross-validated best): "
                         "paper (the paper's verbatim: lr 0.1, no FC BatchNorm), cpu (15 epochs), ablation "
                         "(Table 3's short schedule), finetune (a second stage after --init), wild (recommended + "
-                        "augmentation for real photos); see docs/RESULTS.md")
+                        "augmentation for real photos), wild-finetune (a further stage with that augmentation, "
+                        "e.g. after --init default); see docs/RESULTS.md")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float)
@@ -65,8 +66,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                                      "folder; cv: a finished cv run with the same folds (fold K learns from "
                                      "its fold K)")
     g.add_argument("--init", help="start from the weights of the same model (fine-tuning): train: its checkpoint "
-                                  "folder; cv: a finished cv run with the same folds (fold K starts from its "
-                                  "fold K); pair with --recipe finetune")
+                                  "folder, an exported .onnx file, or a bundled model (default, fast); cv: a "
+                                  "finished cv run with the same folds (fold K starts from its fold K); pair with "
+                                  "--recipe finetune or wild-finetune. An 8-group age head may grow into a years "
+                                  "head (--age-bins)")
     g.add_argument("--distill-weight", type=float, help="weight of the teacher term (default 0.5)")
     g.add_argument("--distill-temperature", type=float, help="softmax temperature (default 2)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")

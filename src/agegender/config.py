@@ -131,6 +131,10 @@ RECIPES: dict[str, dict] = {
     # For real photos: the 30-epoch schedule that measured best for the first stage (docs/RESULTS.md, "Recipe
     # pilots") with the "wild" augmentation (agegender.augment). Meant with UTKFace + CelebA (--extra).
     "wild": {"lr": 0.01, "warmup_epochs": 1.0, "epochs": 30, "lr_step_epochs": (20,), "augment_policy": "wild"},
+    # a further stage for a trained model (e.g. --init default): the finetune schedule, one epoch longer,
+    # with the "wild" augmentation; an 8-group age head can grow into a years head here (--age-bins)
+    "wild-finetune": {"lr": 0.01, "warmup_epochs": 0.5, "epochs": 6, "lr_step_epochs": (4,),
+                      "augment_policy": "wild"},
 }
 
 

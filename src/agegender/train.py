@@ -86,7 +86,7 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: FaceSet, out_
         history = meta.get("history", [])
         log(f"resuming {out} after epoch {start_epoch}")
     elif train_cfg.init:
-        init_from(model, model_cfg, train_cfg.init)
+        init_from(model, model_cfg, train_cfg.init, log)
         log(f"initialised from {train_cfg.init}")
     ddp_model: nn.Module = model
     if world > 1:
@@ -128,19 +128,78 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: FaceSet, out_
     return {"metrics": metrics, "history": history, "model": model}
 
 
-def init_from(model: nn.Module, model_cfg: ModelConfig, folder: str) -> None:
-    """Load the weights of checkpoint ``folder`` into ``model``; the two must be the same model."""
+def init_from(model: nn.Module, model_cfg: ModelConfig, source: str, log=print) -> None:
+    """Load the weights of ``source`` into ``model``: a checkpoint folder of the same model, or an exported
+    ``.onnx`` file (``default`` / ``fast``: a bundled model), so a shipped model can be fine-tuned.
+
+    The trunk must match. The output head may differ in one way: a source whose age is 8 group logits
+    can start a model whose age is a softmax over years (``--age-bins``): year y starts with its group's
+    weights and the group's log-probability shared out over its years, so the new head begins with the
+    source's group distribution and learns the years from there."""
+    state, theirs = _init_weights(source)
+    ours = model_cfg.to_dict()
+    trunk_keys = [k for k in ours if k not in ("tasks", "age_bins")]
+    diff = {k: (theirs.to_dict()[k], ours[k]) for k in trunk_keys if theirs.to_dict()[k] != ours[k]}
+    if diff:
+        text = ", ".join(f"{k} {a} there, {b} here" for k, (a, b) in diff.items())
+        raise ValueError(f"--init {source}: another model ({text})")
+    target = model.state_dict()
+    head_new = getattr(model.head, "years", None) is not None and not theirs.age_bins
+    if head_new:
+        if "head.classifiers.age.weight" not in state:
+            raise ValueError(f"--init {source}: has no age-group head to start the years head from")
+        from agegender.models.heads import year_group_matrix
+
+        groups = year_group_matrix(model_cfg.age_bins)  # (8, bins)
+        member = groups.argmax(0)  # group of each year
+        w, b = state.pop("head.classifiers.age.weight"), state.pop("head.classifiers.age.bias")
+        state["head.years.weight"] = w[member].clone()
+        state["head.years.bias"] = b[member] - torch.log(groups.sum(1))[member]
+        log(f"--init {source}: years head started from its 8 age-group logits")
+    missing = [k for k in target if k not in state]
+    if theirs.tasks != model_cfg.tasks or theirs.age_bins != model_cfg.age_bins:
+        # buffers of the head that are fixed by its config (year values, group matrix) come from ours
+        for k in missing:
+            state[k] = target[k]
+        missing = []
+    unexpected = [k for k in state if k not in target]
+    shapes = [k for k in state if k in target and state[k].shape != target[k].shape]
+    if missing or unexpected or shapes:
+        raise ValueError(f"--init {source}: weights do not fit this model (missing {missing[:4]}, "
+                         f"unexpected {unexpected[:4]}, other shape {shapes[:4]})")
+    model.load_state_dict({k: v.to(target[k].dtype) for k, v in state.items()})
+
+
+def _init_weights(source: str) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    """(state dict, model config) of a checkpoint folder or an exported / bundled ONNX model."""
     from safetensors.torch import load_file
 
-    found = find_checkpoint(folder)
+    if source in ("default", "fast") or str(source).endswith(".onnx"):
+        import numpy as np
+        import onnx
+        from onnx import numpy_helper
+
+        from agegender.predict import BUNDLED_MODELS, asset_path
+
+        path = asset_path(BUNDLED_MODELS[source]) if source in BUNDLED_MODELS else Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"--init {source}: no such file")
+        graph = onnx.load(str(path))
+        meta = {p.key: p.value for p in graph.metadata_props}
+        if "agegender" not in meta:
+            raise ValueError(f"--init {source}: not an agegender model (no 'agegender' metadata)")
+        cfg = ModelConfig.from_dict(json.loads(meta["agegender"])["model"])
+        if json.loads(meta["agegender"]).get("precision") == "int8":
+            raise ValueError(f"--init {source}: an int8 model; start from an fp32 or fp16 export")
+        state = {}
+        for init in graph.graph.initializer:
+            name = init.name[:-len(".fp16")] if init.name.endswith(".fp16") else init.name
+            state[name] = torch.from_numpy(np.array(numpy_helper.to_array(init), dtype=np.float32))
+        return state, cfg
+    found = find_checkpoint(source)
     if found is None:
-        raise FileNotFoundError(f"--init {folder}: no checkpoint found there")
-    theirs = ModelConfig.from_dict(read_meta(found)["model"])
-    if theirs != model_cfg:
-        ours = model_cfg.to_dict()
-        diff = ", ".join(f"{k} {v} there, {ours[k]} here" for k, v in theirs.to_dict().items() if ours[k] != v)
-        raise ValueError(f"--init {folder}: another model ({diff})")
-    model.load_state_dict(load_file(str(found / "model.safetensors")))
+        raise FileNotFoundError(f"--init {source}: no checkpoint found there")
+    return load_file(str(found / "model.safetensors")), ModelConfig.from_dict(read_meta(found)["model"])
 
 
 def teacher_targets(folder: str, model_cfg: ModelConfig, train_set: FaceSet, channels_last: bool,
