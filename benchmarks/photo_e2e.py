@@ -25,14 +25,15 @@ from detectors import background, load_crops, paste_face  # noqa: E402
 from agegender.bench import time_calls  # noqa: E402
 from agegender.detect import _resize, create_detector  # noqa: E402
 from agegender.framing import crop_face, face_crop_box, face_roll  # noqa: E402
-from agegender.predict import load_model  # noqa: E402
+from agegender.predict import bundled_file, load_model  # noqa: E402
 from agegender.preprocess import load_image, resize_face  # noqa: E402
 from agegender.provenance import publish  # noqa: E402
 
 cv2.setNumThreads(1)
 SETTINGS = {  # label -> (backend, kwargs)
-    "blazeface (default: tiles + close-up pass)": ("blazeface", {}),
-    "blazeface, one pass (tile=0, close_up=0)": ("blazeface", {"tile": 0, "close_up": False}),
+    "blazeface (default: tiles; close-up pass if no face)": ("blazeface", {}),
+    "blazeface_fast (short-range net, 256 px input)": ("blazeface_fast", {}),
+    "blazeface, one full-range pass (tile=0, close_up=0)": ("blazeface", {"tile": 0, "close_up": False}),
     "haar": ("haar", {}),
 }
 
@@ -68,21 +69,28 @@ def area_resize(image: np.ndarray, side: int) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data")
-    ap.add_argument("--models", default="default,fast",
-                    help="comma-separated: bundled names (default, fast) or .onnx files, all timed in this run")
+    ap.add_argument("--models", default="default,default:int8,fast",
+                    help="comma-separated: bundled names (default, fast; NAME:int8 for the int8 file) or .onnx "
+                         "files, all timed in this run")
     ap.add_argument("--yunet", default="../shared/peers/yunet/face_detection_yunet_2026may.onnx",
                     help="also time a YuNet file (peer; skipped if missing)")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--docs")
     args = ap.parse_args()
     crops = load_crops(Path(args.data))
-    models = {name: load_model(name, threads=1) for name in args.models.split(",") if name}
+    models = {}
+    for name in filter(None, args.models.split(",")):
+        bundled, _, precision = name.partition(":")
+        if precision and not bundled_file(bundled, precision).is_file():
+            print(f"skipping {name}: no such bundled file", file=sys.stderr)
+            continue
+        models[name] = load_model(bundled, threads=1, precision=precision or "float")
     size = next(iter(models.values())).size
     settings = dict(SETTINGS)
     if Path(args.yunet).is_file():
         settings["YuNet (peer file, user path)"] = (args.yunet, {})
-    lines = ["| faces | detector | model | decode ms | detect ms | crop + resize ms | predict ms | total ms "
-             "| faces found |", "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| faces | detector | model | decode ms | detect ms | crop + resize ms | all but the model ms "
+             "| predict ms | total ms | faces found |", "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     base = ["| faces | decode: PIL baseline ms | decode: load_image ms | ratio | BlazeFace input resize: one area "
             "resize ms | `_resize` (2x2 halvings + bilinear) ms | ratio |", "|---:|---:|---:|---:|---:|---:|---:|"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,11 +119,12 @@ def main() -> None:
                     predict = median_ms(lambda b=batch, m=model: m.run(b), args.runs) if found else 0.0
                     total = decode + detect + crop + predict
                     arch = model.meta.get("model", {}).get("arch", "?")
-                    lines.append(f"| {n} | {label} | {model_name} ({arch}) | {decode:.1f} | {detect:.1f} | {crop:.2f} "
-                                 f"| {predict:.2f} | **{total:.1f}** | {len(found)} |")
+                    lines.append(f"| {n} | {label} | {model_name} ({arch}, {model.precision}) | {decode:.1f} | "
+                                 f"{detect:.1f} | {crop:.2f} | {decode + detect + crop:.1f} | {predict:.2f} | "
+                                 f"**{total:.1f}** | {len(found)} |")
     body = (f"One thread (ONNX Runtime, LiteRT and OpenCV each limited to 1), median of {args.runs} runs per stage "
-            "after a warm-up; every model is timed on the same crops. "
-            "The issue's target: 10 ms for one face at 640x480.\n\n" + "\n".join(lines)
+            "after a warm-up; every model is timed on the same crops. Detector recall for each setting: "
+            "docs/DETECTORS.md.\n\n" + "\n".join(lines)
             + "\n\nTwo stages against their earlier code in the same run (same photos; pixels are identical for the "
             "decode, and docs/DETECTORS.md shows the detectors' recall unchanged with the new resize):\n\n"
             + "\n".join(base))

@@ -19,6 +19,7 @@ from agegender.detect import (
     Detection,
     _blazeface_file,
     _finish,
+    _iou_matrix,
     _rescale,
     _resize,
     _weighted_nms,
@@ -217,3 +218,35 @@ def test_blazeface_landmarks_on_the_astronaut_and_on_her_tilted_picture():
     (t,) = det.detect(tilted)
     roll = face_roll(t, det.name)
     assert roll == pytest.approx(base - 25.0 + LANDMARK_CALIBRATION[det.name].dead_zone, abs=4.0)
+
+
+@pytest.mark.parametrize(("h", "w"), [(480, 640), (640, 480), (1080, 1920), (300, 300)])
+def test_short_range_input_follows_the_pictures_shape(h, w):
+    """blazeface_fast runs the short-range net on a 256 px input shaped like the picture (multiples of 16),
+    resizing the interpreter once per picture shape; anchors match its output."""
+    _need("blazeface_fast")
+    det = create_detector("blazeface_fast")
+    det.detect(np.zeros((h, w, 3), np.uint8))  # runs (a picture with no face also runs its padded retry)
+    ih, iw = det._input_shape((h, w, 3))
+    det._net.invoke()
+    assert max(ih, iw) == 256 and ih % 16 == 0 and iw % 16 == 0
+    assert abs(ih / iw - h / w) < 0.1
+    assert len(det._anchors) == det._net.get_output_details()[0]["shape"][1]
+
+
+def test_blazeface_fast_finds_the_astronaut_where_the_default_does():
+    _need("blazeface_fast")
+    img = _astronaut()
+    (fast,) = create_detector("blazeface_fast").detect(img)
+    (full,) = create_detector().detect(img)
+    a = face_crop_box(fast, img.shape, "blazeface_fast")
+    b = face_crop_box(full, img.shape, DEFAULT_BACKEND)
+    assert _iou_matrix(np.array([a], float), np.array([b], float))[0, 0] > 0.7
+
+
+def test_input_side_is_only_for_the_short_range_net():
+    _need("blazeface")
+    with pytest.raises(ValueError, match="short-range"):
+        BlazeFaceDetector(variant="blazeface", input_side=256)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        BlazeFaceDetector(variant="blazeface_short", input_side=250)

@@ -257,7 +257,7 @@ def cmd_predict(args) -> int:
 
     from agegender.annotate import Annotator
     from agegender.output import printable, table_header, table_row, write_jsonl
-    from agegender.predict import Predictor, iter_image_files
+    from agegender.predict import Predictor, extra_tasks, iter_image_files
 
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.out else "jsonl")
     if args.out and Path(args.out).exists() and not args.force:
@@ -265,7 +265,7 @@ def cmd_predict(args) -> int:
     if args.out:
         _refuse_output_onto_input(args.out, args.paths)
     predictor = Predictor(args.model, detector=args.detector, aligned=args.aligned, threads=args.threads,
-                          batch_size=args.batch_size, mirror=args.mirror)
+                          batch_size=args.batch_size, mirror=args.mirror, precision=args.precision)
     annotator = Annotator(args.annotate, args.paths, force=args.force) if args.annotate else None
     stream = open(args.out, "x" if not args.force else "w") if args.out else sys.stdout  # noqa: SIM115
     from tqdm import tqdm
@@ -278,9 +278,10 @@ def cmd_predict(args) -> int:
     failed = faces = 0
     collected = []
     years = "age_years" in predictor.model.tasks  # the table's age_years column only for a model that has it
+    tasks = tuple(extra_tasks(predictor.model.labels))  # e.g. race: a column each
     try:
         if fmt == "table":
-            stream.write(table_header(years=years) + "\n")
+            stream.write(table_header(years=years, tasks=tasks) + "\n")
         from agegender.video import is_video
 
         videos = [p for p in args.paths if is_video(p)]
@@ -300,7 +301,7 @@ def cmd_predict(args) -> int:
                 if fmt == "jsonl":
                     write_jsonl(r, stream)
                 elif fmt == "table":
-                    stream.write(table_row(r, years=years) + "\n")
+                    stream.write(table_row(r, years=years, tasks=tasks) + "\n")
                 else:
                     collected.append(r.to_dict())
             if annotator is not None and not group[0].error and not is_video(path):
@@ -351,7 +352,7 @@ def cmd_predict_ray(args) -> int:
         return 2
     faces, failed = run(args.paths, args.out, address=args.address, num_cpus=args.num_cpus, force=args.force,
                         model=args.model, detector=args.detector, aligned=args.aligned, mirror=args.mirror,
-                        actors=args.actors, batch_size=args.batch_size)
+                        precision=args.precision, actors=args.actors, batch_size=args.batch_size)
     print(f"{faces} faces; {failed} inputs failed", file=sys.stderr)
     return 1 if failed else 0
 
@@ -368,7 +369,7 @@ def cmd_serve(args) -> int:
     # each worker thread runs one prediction at a time: one ONNX thread each unless told otherwise
     threads = args.threads if args.threads is not None else (1 if workers > 1 else None)
     predictor = Predictor(args.model, detector=args.detector, aligned=args.aligned, threads=threads,
-                          mirror=args.mirror)
+                          mirror=args.mirror, precision=args.precision)
     serve(predictor, args.host, args.port, max_bytes=int(args.max_mb * 1024 * 1024), quiet=args.quiet,
           workers=workers, max_files=args.max_files, read_timeout=args.read_timeout)
     return 0
@@ -380,8 +381,8 @@ def cmd_demo(args) -> int:
     photo = asset_path(EXAMPLE_PHOTO)
     print(f"agegender demo: the bundled photo {photo} (NASA, public domain)", file=sys.stderr)
     return cmd_predict(argparse.Namespace(paths=[str(photo)], model=args.model, detector="default", aligned=False,
-                                          mirror=False, threads=None, batch_size=64, annotate=None, out=None,
-                                          force=False, every=5, max_frames=None,
+                                          mirror=False, precision=args.precision, threads=None, batch_size=64,
+                                          annotate=None, out=None, force=False, every=5, max_frames=None,
                                           format=args.format or "table", no_progress=True))
 
 
@@ -597,6 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="bundled 'default' (the paper net) or 'fast' (the lite net), an .onnx "
                                                   "file or a checkpoint folder")
     p.add_argument("--detector", default="default", help="face detector backend, or a YuNet .onnx file path")
+    p.add_argument("--precision", choices=("auto", "float", "int8"), default="auto",
+                   help="bundled models: auto (int8 where the CPU has VNNI int8 dot products, else float; the "
+                        "default), float or int8 (docs/MODEL_CARD.md gives each one's accuracy and speed)")
     p.add_argument("--aligned", action="store_true", help="inputs are face crops already: no detection")
     p.add_argument("--mirror", action="store_true",
                    help="also run each face mirrored and average the two (a little more accurate, twice the "
@@ -625,6 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", default="default", help="as for predict")
     p.add_argument("--aligned", action="store_true", help="inputs are face crops already: no detection")
     p.add_argument("--mirror", action="store_true", help="as for predict")
+    p.add_argument("--precision", choices=("auto", "float", "int8"), default="auto", help="as for predict")
     p.add_argument("--batch-size", type=_positive_int, default=16, help="files per map_batches call")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=cmd_predict_ray)
@@ -638,6 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", default="default", help="as for predict")
     p.add_argument("--aligned", action="store_true", help="uploads are face crops already: no detection")
     p.add_argument("--mirror", action="store_true", help="as for predict")
+    p.add_argument("--precision", choices=("auto", "float", "int8"), default="auto", help="as for predict")
     p.add_argument("--workers", type=_positive_int, help="predictions run at once, each on its own thread with "
                                                         "its own detector (default: one per core)")
     p.add_argument("--threads", type=_positive_int, help="ONNX Runtime threads per prediction (default: 1 when "
@@ -651,6 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="predict on the bundled public-domain photo")
     p.add_argument("--model", default=None)
+    p.add_argument("--precision", choices=("auto", "float", "int8"), default="auto", help="as for predict")
     p.add_argument("--format", choices=("table", "json", "jsonl"))
     p.set_defaults(func=cmd_demo)
 

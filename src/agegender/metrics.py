@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agegender.labels import AGE_GROUPS, GENDERS, MISSING, age_group_strict
+from agegender.labels import AGE_GROUPS, GENDERS, MISSING, TASKS, age_group_strict, task_spec
 
 
 def confusion(true: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
@@ -44,9 +44,12 @@ def accuracy_report(pred: dict[str, np.ndarray], labels: dict[str, np.ndarray]) 
     if "age_years" in pred and "age_years" in labels:
         known = labels["age_years"] != MISSING
         out["age_years_mae"] = float(np.abs(pred["age_years"][known] - labels["age_years"][known]).mean())
-    if "race" in pred and "race" in labels:
-        known = labels["race"] != MISSING
-        out["race_acc"] = _pct(pred["race"][known] == labels["race"][known])
+    for task in pred:  # every further categorical task of the registry (e.g. race): its accuracy
+        if task in ("age", "gender") or task not in labels or not task_spec(task).categorical:
+            continue
+        known = labels[task] != MISSING
+        out[f"{task}_acc"] = _pct(pred[task][known] == labels[task][known])
+        out[f"{task}_n"] = int(known.sum())
     return out
 
 
@@ -60,8 +63,8 @@ def mean_std(values: list[float]) -> dict:
 
 
 def headline_keys(report: dict) -> list[str]:
-    keys = ["gender_acc", "age_strict_exact", "age_strict_1off", "age_exact", "age_1off", "age_years_mae",
-            "race_acc"]
+    keys = ["gender_acc", "age_strict_exact", "age_strict_1off", "age_exact", "age_1off", "age_years_mae"]
+    keys += [f"{t}_acc" for t in TASKS if t not in ("age", "gender") and task_spec(t).categorical]
     return [k for k in keys if k in report]
 
 

@@ -31,8 +31,9 @@ def write_jsonl(result: FaceResult, stream: TextIO) -> None:
     stream.write(json.dumps(result.to_dict()) + "\n")
 
 
-def table_row(r: FaceResult, path_width: int = 40, years: bool = False) -> str:
-    """One face as a table line; ``years``: the model predicts age in years (an age_years column)."""
+def table_row(r: FaceResult, path_width: int = 40, years: bool = False, tasks: tuple[str, ...] = ()) -> str:
+    """One face as a table line; ``years``: the model predicts age in years (an age_years column);
+    ``tasks``: its further categorical tasks (predict.extra_tasks), a label and probability column each."""
     path = printable(r.path)
     path = path if len(path) <= path_width else "..." + path[-(path_width - 3):]
     if r.error:
@@ -44,10 +45,22 @@ def table_row(r: FaceResult, path_width: int = 40, years: bool = False) -> str:
             f"{r.gender or '-':>6}  {p_gender:>9}")
     if years:
         line += f"  {'-' if r.age_years is None else format(r.age_years, '.0f'):>9}"
+    for task in tasks:
+        extra = r.tasks or {}
+        label, probs = extra.get(task), extra.get(f"{task}_probs")
+        p = "-" if not probs or label is None else f"{max(probs):.2f}"
+        line += f"  {label or '-':>{_width(task)}}  {p:>{len(task) + 3}}"
     return line
 
 
-def table_header(path_width: int = 40, years: bool = False) -> str:
+def _width(task: str) -> int:
+    return max(len(task), 8)
+
+
+def table_header(path_width: int = 40, years: bool = False, tasks: tuple[str, ...] = ()) -> str:
     line = (f"{'path':<{path_width}}  {'face':>4}  {'box (x,y,w,h)':<19}  {'age_group':>9}  {'p(age)':>6}  "
             f"{'gender':>6}  {'p(gender)':>9}")
-    return line + (f"  {'age_years':>9}" if years else "")
+    line += f"  {'age_years':>9}" if years else ""
+    for task in tasks:
+        line += f"  {task:>{_width(task)}}  {f'p({task})':>{len(task) + 3}}"
+    return line

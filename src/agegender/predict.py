@@ -45,6 +45,9 @@ class FaceResult:
     gender_confidence: float | None = None  # probability of the stated gender; None for regression heads
     age_years: float | None = None
     error: str | None = None
+    # every further categorical task of the model (e.g. race): {task: label, task + "_probs": [...]},
+    # written as top-level fields of the record (``to_dict``), so a new task needs no new field here
+    tasks: dict | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -52,20 +55,49 @@ class FaceResult:
             d.pop("error")
         if d["age_years"] is None:
             d.pop("age_years")
+        d.update(d.pop("tasks") or {})
         return d
 
 
+BUILT_IN_TASKS = ("age", "gender", "age_years")  # the tasks FaceResult has fields of its own for
+
+
+def extra_tasks(labels: dict[str, list[str]]) -> list[str]:
+    """A model's categorical tasks beyond age and gender (e.g. race), in the model's order."""
+    return [t for t in labels if t not in BUILT_IN_TASKS and labels[t]]
+
+
 BUNDLED_MODELS = {"default": DEFAULT_MODEL, "fast": "fast.onnx"}  # name -> file in agegender/assets
+PRECISIONS = ("auto", "float", "int8")
 
 
-def load_model(model: str | os.PathLike | None = None, threads: int | None = None):
-    """A bundled model by name (None or "default": the accurate one; "fast": the lite net), an exported
-    .onnx file, or a training checkpoint folder (the last needs torch)."""
+def bundled_file(name: str, precision: str = "auto") -> Path:
+    """The file of bundled model ``name`` for ``precision``: "float" (fp16 weights, run in fp32), "int8"
+    (static int8, NAME.int8.onnx), or "auto": int8 where the CPU has VNNI int8 dot products and the
+    model has an int8 file, else float (runtime.has_int8_dot)."""
+    from agegender.runtime import has_int8_dot
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: give one of {', '.join(PRECISIONS)}")
+    float_file = asset_path(BUNDLED_MODELS[name])
+    int8_file = float_file.with_suffix(".int8.onnx")
+    if precision == "int8" or (precision == "auto" and has_int8_dot() and int8_file.is_file()):
+        return int8_file
+    return float_file
+
+
+def load_model(model: str | os.PathLike | None = None, threads: int | None = None, precision: str = "auto"):
+    """A bundled model by name (None or "default": the accurate one; "fast": the lite net) in ``precision``
+    (see bundled_file), an exported .onnx file, or a training checkpoint folder (the last needs torch).
+    ``precision`` only chooses between bundled files: a file or folder you name is run as it is."""
     if model is None or (isinstance(model, str) and model in BUNDLED_MODELS):
-        path = asset_path(BUNDLED_MODELS[model or "default"])
+        path = bundled_file(model or "default", precision)
         if not path.is_file():
-            raise ModelError(f"bundled model {path} is missing from this installation")
+            raise ModelError(f"bundled model {path} is missing from this installation"
+                             + (" (this model has no int8 file)" if precision == "int8" else ""))
         return OnnxModel(path, threads)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: give one of {', '.join(PRECISIONS)}")
     path = Path(model)
     if path.is_dir() or path.name == "meta.json":
         from agegender.torch_runtime import TorchModel
@@ -87,10 +119,11 @@ class Predictor:
     """
 
     def __init__(self, model: str | os.PathLike | None = None, detector: object = "default",
-                 aligned: bool = False, threads: int | None = None, batch_size: int = 64, mirror: bool = False):
+                 aligned: bool = False, threads: int | None = None, batch_size: int = 64, mirror: bool = False,
+                 precision: str = "auto"):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.model = load_model(model, threads)
+        self.model = load_model(model, threads, precision)
         self.aligned = aligned
         self.mirror = mirror
         self.batch_size = batch_size
@@ -264,6 +297,12 @@ class Predictor:
                 r.gender_confidence = round(float(probs[n, int(index[n])]), 5) if probs is not None else None
             if "age_years" in decoded:
                 r.age_years = round(float(decoded["age_years"][0][n]), 1)
+            for task in extra_tasks(labels):
+                if task in decoded:
+                    index, probs = decoded[task]
+                    r.tasks = r.tasks or {}
+                    r.tasks[task] = labels[task][int(index[n])]
+                    r.tasks[f"{task}_probs"] = [round(float(p), 5) for p in probs[n]] if probs is not None else None
             results.append(r)
         return results
 

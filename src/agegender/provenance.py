@@ -24,6 +24,9 @@ def machine_line() -> str:
                 break
         flags = Path("/proc/cpuinfo").read_text()
         isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
+        extras = [name for flag, name in (("avx512_vnni", "VNNI"), ("avx_vnni", "AVX-VNNI"),
+                                          ("avx512_bf16", "BF16"), ("amx_int8", "AMX")) if flag in flags.split()]
+        isa += f" ({', '.join(extras)})" if extras else ""
     except OSError:
         isa = "?"
     return f"{model}, {os.cpu_count()} cores, {isa}, Python {platform.python_version()}"

@@ -15,28 +15,34 @@ import json
 import os
 from pathlib import Path
 
-from agegender.predict import FaceResult, Predictor
+from agegender.predict import FaceResult, Predictor, extra_tasks
 from agegender.preprocess import IMAGE_SUFFIXES
 
-FIELDS = list(FaceResult.__dataclass_fields__)
+FIELDS = [f for f in FaceResult.__dataclass_fields__ if f != "tasks"]  # further tasks: a column each
 
 
 class PredictBatch:
     """The per-actor callable: builds its Predictor once (one ONNX thread: Ray gives each actor a core)."""
 
     def __init__(self, model: str | None = None, detector: str = "default", aligned: bool = False,
-                 mirror: bool = False, threads: int = 1):
-        self.predictor = Predictor(model, detector=detector, aligned=aligned, threads=threads, mirror=mirror)
+                 mirror: bool = False, threads: int = 1, precision: str = "auto"):
+        self.predictor = Predictor(model, detector=detector, aligned=aligned, threads=threads, mirror=mirror,
+                                   precision=precision)
 
     def __call__(self, batch: dict) -> dict:
         rows: list[FaceResult] = []
         for data, path in zip(batch["bytes"], batch["path"], strict=True):
             rows.extend(self.predictor.records_for_bytes(bytes(data), str(path)))
-        return {name: [getattr(r, name) for r in rows] for name in FIELDS}
+        columns = {name: [getattr(r, name) for r in rows] for name in FIELDS}
+        for task in extra_tasks(self.predictor.model.labels):  # e.g. race, race_probs
+            for key in (task, f"{task}_probs"):
+                columns[key] = [(r.tasks or {}).get(key) for r in rows]
+        return columns
 
 
 def predict_dataset(inputs: list[str], model: str | None = None, detector: str = "default",
-                    aligned: bool = False, mirror: bool = False, actors: int | None = None, batch_size: int = 16):
+                    aligned: bool = False, mirror: bool = False, actors: int | None = None, batch_size: int = 16,
+                    precision: str = "auto"):
     """A lazy ``ray.data.Dataset`` of face records for the image files under ``inputs``."""
     import ray
 
@@ -45,16 +51,17 @@ def predict_dataset(inputs: list[str], model: str | None = None, detector: str =
                                     file_extensions=[s.lstrip(".") for s in IMAGE_SUFFIXES])
     actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
     return ds.map_batches(PredictBatch, fn_constructor_kwargs={"model": model, "detector": detector,
-                                                               "aligned": aligned, "mirror": mirror},
+                                                               "aligned": aligned, "mirror": mirror,
+                                                               "precision": precision},
                           batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1,
                           batch_format="numpy")
 
 
 def _record(row: dict) -> dict:
     d = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in row.items()}
-    for key in ("error", "age_years"):
-        if d.get(key) is None:
-            d.pop(key, None)
+    for key in [k for k in d if k not in FIELDS or k in ("error", "age_years")]:
+        if d[key] is None:  # as predict's records: no error key when none, no race on an error record
+            d.pop(key)
     return d
 
 

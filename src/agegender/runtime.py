@@ -21,6 +21,30 @@ class ModelError(ValueError):
 
 MAX_INPUT_SIZE = 1024
 
+# CPU features under which ONNX Runtime's int8 kernels use dot-product instructions (VNNI): there the int8
+# file is the fastest at the same accuracy (docs/MODEL_CARD.md); without them int8 runs through slower
+# AVX2 multiply-adds and the float file is chosen.
+INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux names them (empty where /proc/cpuinfo is not readable)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def has_int8_dot() -> bool:
+    """Whether this CPU has VNNI (or AMX) int8 dot products; AGEGENDER_NO_INT8=1 says no."""
+    if os.environ.get("AGEGENDER_NO_INT8", "") not in ("", "0"):
+        return False
+    return any(flag in cpu_flags() for flag in INT8_FLAGS)
+
 
 def _checked_meta(path: Path, raw: str) -> dict:
     """The model's metadata, checked before anything is sized from it (a hand-edited or foreign file must
@@ -63,6 +87,7 @@ class OnnxModel:
         if raw is None:
             raise ModelError(f"{self.path}: ONNX file has no '{META_KEY}' metadata (export it with `agegender export`)")
         self.meta = _checked_meta(self.path, raw)
+        self.precision = str(self.meta.get("precision", "fp32"))
         self.size = int(self.meta["input"]["size"])
         self.tasks = list(self.meta["model"]["tasks"])
         self.labels: dict[str, list[str]] = self.meta["labels"]

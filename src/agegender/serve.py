@@ -86,7 +86,8 @@ class Service:
         p = self.predictor
         detector = None if p.aligned else str(p.detector_name) if p.detector_name is not None else p.detector.name
         return {"status": "ok", "version": __version__, "model": str(p.model.path.name), "head": p.model.head,
-                "tasks": p.model.tasks, "labels": p.model.labels, "input_size": p.model.size,
+                "precision": p.model.precision, "tasks": p.model.tasks, "labels": p.model.labels,
+                "input_size": p.model.size,
                 "detector": detector, "aligned": p.aligned, "mirror": p.mirror, "workers": self.workers,
                 "max_bytes": self.max_bytes, "max_files": self.max_files}
 

@@ -21,6 +21,7 @@ class TorchModel:
         self.tasks = list(self.meta["model"]["tasks"])
         self.labels = self.meta["labels"]
         self.head = self.meta["model"]["head"]
+        self.precision = "fp32"  # a checkpoint runs in PyTorch, in fp32
 
     @torch.no_grad()
     def run(self, faces: np.ndarray) -> dict[str, np.ndarray]:
