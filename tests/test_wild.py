@@ -200,6 +200,21 @@ def test_init_from_the_bundled_onnx_grows_a_years_head_with_the_same_groups():
     assert ((ours["age_years"] >= 0) & (ours["age_years"] <= 100)).all()
 
 
+def test_init_from_the_bundled_onnx_with_the_same_heads_reproduces_it():
+    from agegender.predict import load_model
+    from agegender.train import init_from
+
+    cfg = ModelConfig(head="cls", tasks=("age", "gender"), fc_norm=True)
+    model = create_model(cfg).eval()
+    init_from(model, cfg, "default")
+    faces = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    theirs = load_model("default").run(faces)
+    with torch.no_grad():
+        ours = model(torch.from_numpy(faces).permute(0, 3, 1, 2).float())
+    for task in ("age", "gender"):
+        np.testing.assert_allclose(ours[task].numpy(), theirs[task], atol=2e-2)
+
+
 def test_init_from_another_trunk_is_refused():
     from agegender.train import init_from
 
@@ -208,3 +223,29 @@ def test_init_from_another_trunk_is_refused():
         init_from(create_model(cfg), cfg, "default")
     with pytest.raises(FileNotFoundError, match="nosuch.onnx"):
         init_from(create_model(cfg), cfg, "nosuch.onnx")
+
+
+def test_set_overrides_recipe_settings_and_probes_run_only_when_asked(tmp_path, capsys):
+    from agegender.cli import main
+    from agegender.config import parse_overrides
+
+    model, train = parse_overrides(["weight_decay=1e-4", "lr-step-epochs=3,4.5", "probe_dead_units=true",
+                                    "dropout=0.2", "task_weights=gender=2"])
+    assert train == {"weight_decay": 1e-4, "lr_step_epochs": (3.0, 4.5), "probe_dead_units": True,
+                     "task_weights": {"gender": 2.0}}
+    assert model == {"dropout": 0.2}
+    for bad in (["nosuch=1"], ["weight_decay"], ["probe_dead_units=maybe"], ["epochs=x"]):
+        with pytest.raises(ValueError, match="--set"):
+            parse_overrides(bad)
+    utk = make_utkface(tmp_path / "utk", n=16, size=32)
+    for name, extra in (("plain", []), ("probed", ["--set", "probe_dead_units=true"])):
+        run = tmp_path / name
+        assert main(["train", "--dataset", "utkface", "--data-root", str(utk), "--head", "cls", "--input-size", "32",
+                     "--epochs", "1", "--batch-size", "8", "--threads", "1", "--no-progress", "--out", str(run),
+                     "--set", "weight_decay=1e-4", "--set", "dropout=0.3", *extra]) == 0
+        meta = json.loads((run / "checkpoint" / "meta.json").read_text())
+        assert meta["train"]["weight_decay"] == 1e-4 and meta["model"]["dropout"] == 0.3
+        assert any(k.startswith("alive_") for k in meta["history"][0]) == (name == "probed")
+    assert main(["train", "--dataset", "utkface", "--data-root", str(utk), "--out", str(tmp_path / "x"),
+                 "--set", "nosuch=1"]) != 0
+    assert "nosuch" in capsys.readouterr().err

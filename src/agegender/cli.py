@@ -72,6 +72,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                                   "head (--age-bins)")
     g.add_argument("--distill-weight", type=float, help="weight of the teacher term (default 0.5)")
     g.add_argument("--distill-temperature", type=float, help="softmax temperature (default 2)")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any training or model setting of the recipe, e.g. --set weight_decay=1e-4 "
+                        "--set lr_step_epochs=20,25 --set augment_policy=wild --set probe_dead_units=true "
+                        "(repeat; applied after the flags; saved with the run like every setting)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -85,6 +89,15 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _train_config(args):
+    import dataclasses
+
+    from agegender.config import parse_overrides
+
+    _, overrides = parse_overrides(getattr(args, "set", None))
+    return dataclasses.replace(_flag_train_config(args), **overrides)
+
+
+def _flag_train_config(args):
     from agegender.config import recipe
 
     steps = tuple(float(s) for s in args.lr_steps.split(",") if s) if args.lr_steps else None
@@ -126,9 +139,13 @@ def _task_weights(text: str | None, tasks: tuple[str, ...]) -> dict[str, float] 
 def _configs(args):
     from agegender.config import ModelConfig
 
-    model_cfg = ModelConfig(arch=args.arch, head=args.head, tasks=_tasks(args),
-                            conv_layers=args.conv_layers, input_size=args.input_size, fc_norm=_fc_norm(args),
-                            fc_branches=args.fc_branches, dropout=args.dropout, age_bins=args.age_bins)
+    from agegender.config import parse_overrides
+
+    model_set, _ = parse_overrides(getattr(args, "set", None))
+    model_cfg = ModelConfig(**{**dict(arch=args.arch, head=args.head, tasks=_tasks(args),
+                                      conv_layers=args.conv_layers, input_size=args.input_size,
+                                      fc_norm=_fc_norm(args), fc_branches=args.fc_branches, dropout=args.dropout,
+                                      age_bins=args.age_bins), **model_set})
     return model_cfg, _train_config(args)
 
 

@@ -91,6 +91,9 @@ class TrainConfig:
     # Fine-tuning: a checkpoint folder of the same model whose weights start the run (not its optimizer
     # state or epoch count). "" = from scratch.
     init: str = ""
+    # Log the share of live (ever-positive) FC units every epoch (docs/RESULTS.md, "Dead ReLU units"): a
+    # diagnosis, off unless asked for (--set probe_dead_units=true).
+    probe_dead_units: bool = False
 
     def __post_init__(self):
         from agegender.augment import POLICIES
@@ -142,3 +145,47 @@ def recipe(name: str, **overrides) -> TrainConfig:
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
     return TrainConfig(**{**RECIPES[name], **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def parse_overrides(items: list[str] | None) -> tuple[dict, dict]:
+    """``--set key=value`` items -> (ModelConfig overrides, TrainConfig overrides), each value parsed by its
+    field's type (bool: true/false/1/0; tuples: comma-separated; dicts: k=v,k=v). An unknown key or a bad
+    value is a ValueError naming it and the known keys."""
+    model_fields = {f.name: f for f in dataclasses.fields(ModelConfig)}
+    train_fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    model, train = {}, {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        field_ = train_fields.get(key) or model_fields.get(key)
+        if not sep or field_ is None:
+            known = ", ".join(sorted(set(train_fields) | set(model_fields)))
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY one of {known}")
+        try:
+            value = _parse_value(field_, text.strip())
+        except ValueError as err:
+            raise ValueError(f"--set {item!r}: {err}") from None
+        (train if key in train_fields else model)[key] = value
+    return model, train
+
+
+def _parse_value(field_: dataclasses.Field, text: str):
+    kind = field_.type if isinstance(field_.type, str) else getattr(field_.type, "__name__", str(field_.type))
+    if kind == "bool":
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise ValueError(f"{text!r} is not true or false")
+        return text.lower() in ("true", "1", "yes", "on")
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
+    if kind.startswith("tuple[float"):
+        return tuple(float(v) for v in text.split(",") if v)
+    if kind.startswith("tuple[str"):
+        return tuple(v for v in text.split(",") if v)
+    if kind.startswith("dict[str, float]"):
+        pairs = [p.partition("=") for p in text.split(",") if p]
+        if any(not sep for _, sep, _ in pairs):
+            raise ValueError(f"{text!r} is not k=v,k=v")
+        return {k: float(v) for k, _, v in pairs}
+    return text

@@ -107,7 +107,8 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: FaceSet, out_
         row = {"epoch": epoch + 1, **stats}
         if any(not task_is_logits(model_cfg, t) for t in model_cfg.tasks):
             row.update(train_eval_shift(model, images, seed=train_cfg.seed))
-        row.update(fc_alive(model, images, seed=train_cfg.seed))
+        if train_cfg.probe_dead_units:
+            row.update(fc_alive(model, images, seed=train_cfg.seed))
         last = epoch + 1 == train_cfg.epochs
         if eval_set is not None and rank == 0 and (last or (eval_every and (epoch + 1) % eval_every == 0)):
             t_eval = time.perf_counter()
@@ -156,18 +157,18 @@ def init_from(model: nn.Module, model_cfg: ModelConfig, source: str, log=print) 
         state["head.years.weight"] = w[member].clone()
         state["head.years.bias"] = b[member] - torch.log(groups.sum(1))[member]
         log(f"--init {source}: years head started from its 8 age-group logits")
-    missing = [k for k in target if k not in state]
-    if theirs.tasks != model_cfg.tasks or theirs.age_bins != model_cfg.age_bins:
-        # buffers of the head that are fixed by its config (year values, group matrix) come from ours
-        for k in missing:
-            state[k] = target[k]
-        missing = []
+    # buffers fixed by the config (the head's value scaling, year values, group matrix) come from ours: an
+    # export folds away the ones its graph does not use
+    fixed = {name for name, _ in model.named_buffers() if "running_" not in name and "num_batches" not in name}
+    for k in fixed - set(state):
+        state[k] = target[k]
+    missing = [k for k in target if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in target]
     shapes = [k for k in state if k in target and state[k].shape != target[k].shape]
     if missing or unexpected or shapes:
         raise ValueError(f"--init {source}: weights do not fit this model (missing {missing[:4]}, "
                          f"unexpected {unexpected[:4]}, other shape {shapes[:4]})")
-    model.load_state_dict({k: v.to(target[k].dtype) for k, v in state.items()})
+    model.load_state_dict({k: v.to(target[k].dtype) for k, v in state.items()}, strict=False)
 
 
 def _init_weights(source: str) -> tuple[dict[str, torch.Tensor], ModelConfig]:
