@@ -2,9 +2,10 @@
 
     python benchmarks/ceiling.py --docs docs/BENCHMARKS.md
 
-The ceiling is what ONNX Runtime itself reaches on this machine on one large dense product: a
-(512 x 4096) x (4096 x 4096) MatMul in fp32 and, for int8, the same shape as a QLinearMatMul (uint8 x int8),
-each on 1 and on all threads, best of a few runs. A model's rate is its multiply-adds per face (counted from
+The ceiling is what ONNX Runtime itself reaches on this machine on large dense kernels: the faster of a
+(512 x 4096) x (4096 x 4096) MatMul and a 3 x 3 convolution shaped like the paper net's third layer, in fp32
+and, for int8, the same shapes as QLinearMatMul / QLinearConv (uint8 x int8), each on 1 and on all threads,
+best of a few runs. A model's rate is its multiply-adds per face (counted from
 its ONNX graph: Conv, Gemm, MatMul) times the faces per second it predicts on aligned 64 px faces at the
 batch size given, through ``OnnxModel.run`` (what ``predict --aligned`` calls); the ratio is that rate over
 the ceiling of its precision on the same threads.
@@ -56,6 +57,30 @@ def gemm_model(int8: bool) -> tuple[onnx.ModelProto, dict]:
         y_type = TensorProto.UINT8
     graph = helper.make_graph([node], "gemm", [helper.make_tensor_value_info("x", x_type, [M, K])],
                               [helper.make_tensor_value_info("y", y_type, [M, N])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), feed
+
+
+CB, CC, CHW = 64, 256, 16  # conv ceiling: (64, 256, 16, 16) input, 256 filters of 3 x 3, padding 1
+
+
+def conv_model(int8: bool) -> tuple[onnx.ModelProto, dict]:
+    """A 3 x 3 convolution like the paper net's third layer, fp32 (Conv) or int8 (QLinearConv)."""
+    rng = np.random.default_rng(0)
+    shape = [CB, CC, CHW, CHW]
+    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    if not int8:
+        w = numpy_helper.from_array(rng.standard_normal((CC, CC, 3, 3)).astype(np.float32), "w")
+        node = helper.make_node("Conv", ["x", "w"], ["y"], **attrs)
+        feed, inits, t = {"x": rng.standard_normal(shape).astype(np.float32)}, [w], TensorProto.FLOAT
+    else:
+        w = numpy_helper.from_array(rng.integers(-64, 64, (CC, CC, 3, 3), dtype=np.int8), "w")
+        scalars = [numpy_helper.from_array(np.array(v, dtype=dt), name) for name, v, dt in (
+            ("xs", 0.02, np.float32), ("xz", 128, np.uint8), ("ws", 0.01, np.float32), ("wz", 0, np.int8),
+            ("ys", 0.5, np.float32), ("yz", 128, np.uint8))]
+        node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"], **attrs)
+        feed, inits, t = {"x": rng.integers(0, 256, shape, dtype=np.uint8)}, [w, *scalars], TensorProto.UINT8
+    graph = helper.make_graph([node], "conv", [helper.make_tensor_value_info("x", t, shape)],
+                              [helper.make_tensor_value_info("y", t, shape)], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), feed
 
 
@@ -124,9 +149,11 @@ def main() -> None:
     threads_list = sorted({1, os.cpu_count() or 1})
     ceilings = {}
     for precision in ("fp32", "int8"):
-        model, feed = gemm_model(precision == "int8")
+        kernels = [(*gemm_model(precision == "int8"), float(M) * K * N),
+                   (*conv_model(precision == "int8"), float(CB) * CC * CHW * CHW * CC * 9)]
         for threads in threads_list:
-            ceilings[precision, threads] = best_rate(session(model, threads), feed, float(M) * K * N, args.runs)
+            ceilings[precision, threads] = max(best_rate(session(model, threads), feed, macs, args.runs)
+                                               for model, feed, macs in kernels)
     rows = []
     for name in args.models.split(","):
         for precision in ("float", "int8"):
@@ -140,7 +167,9 @@ def main() -> None:
                 rate = fps * macs
                 rows.append((f"{name} ({path.name})", kind, threads, macs / 1e6, fps, rate / 1e9,
                              ceilings[kind, threads] / 1e9, rate / ceilings[kind, threads]))
-    lines = [f"Ceiling: ONNX Runtime on a ({M} x {K}) x ({K} x {N}) product, best of {args.runs} calls; models: "
+    lines = [f"Ceiling: the faster of two dense kernels in ONNX Runtime, a ({M} x {K}) x ({K} x {N}) product and a "
+             f"3 x 3 convolution of {CC} to {CC} channels on ({CB}, {CC}, {CHW}, {CHW}), best of {args.runs} calls; "
+             "models: "
              f"aligned 64 px faces at batch {args.batch} through `OnnxModel.run`, median over {args.seconds:g} s. "
              f"This CPU {'has' if has_int8_dot() else 'lacks'} VNNI int8 dot products, so `--precision auto` "
              f"picks {'int8' if has_int8_dot() else 'float'}.", "",

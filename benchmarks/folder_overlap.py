@@ -40,8 +40,9 @@ def main() -> None:
         Path(p).read_bytes()
     cores = os.cpu_count() or 1
     configs = [(1, 1, "one worker, one model thread (nothing overlapped but the pool's read-ahead)"),
-               (cores, 1, f"{cores} workers, one model thread"),
-               (cores, cores, f"{cores} workers, {cores} model threads (the CLI's default here)")]
+               (min(4, cores), max(1, cores // 2), f"{min(4, cores)} workers, {max(1, cores // 2)} model thread(s) "
+                                                    "(`agegender predict`'s default)"),
+               (cores, cores, f"{cores} workers, {cores} model threads (the default before)")]
     rows, base = [], None
     for workers, threads, label in configs:
         rate, cpu, faces = run(paths, args.model, workers, threads, args.detector)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agegender.metrics import expected_calibration_error
 from agegender.predict import Predictor
 from agegender.provenance import publish
 
@@ -33,12 +34,15 @@ def read(csv_path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
 def correct(model: str, paths: list[str], truth: np.ndarray, threads: int) -> np.ndarray:
     predictor = Predictor(model, aligned=True, threads=threads)
     names = predictor.model.labels["gender"]
-    got = {}
+    got, probs = {}, {}
     for r in predictor.predict_paths(paths, workers=1):
         if r.error:
             raise RuntimeError(r.error)
         got[r.path] = names.index(r.gender)
-    return np.array([got[p] for p in paths]) == truth
+        p = np.full(len(names), (1 - r.gender_confidence) / (len(names) - 1))
+        p[got[r.path]] = r.gender_confidence
+        probs[r.path] = p
+    return np.array([got[p] for p in paths]) == truth, np.stack([probs[p] for p in paths])
 
 
 def bootstrap(hits: np.ndarray, people: np.ndarray, reps: int = 2000) -> tuple[float, float]:
@@ -61,7 +65,8 @@ def main() -> None:
     paths, truth, people = read(args.csv)
     rows, base = [], None
     for model in args.model:
-        hits = correct(model, paths, truth, args.threads)
+        hits, probs = correct(model, paths, truth, args.threads)
+        ece = expected_calibration_error(probs, truth)
         lo, hi = bootstrap(hits, people)
         diff = "-"
         if base is None:
@@ -72,15 +77,15 @@ def main() -> None:
             diff = f"{100 * d.mean():+.2f} ({dlo:+.2f} to {dhi:+.2f})"
         male, female = truth == 0, truth == 1
         rows.append(f"| {model} | {100 * hits.mean():.2f} ({lo:.2f}-{hi:.2f}) | {100 * hits[male].mean():.2f} | "
-                    f"{100 * hits[female].mean():.2f} | {diff} |")
+                    f"{100 * hits[female].mean():.2f} | {ece:.2f} | {diff} |")
         print(rows[-1], flush=True)
     body = "\n".join([
         f"{len(paths):,} crops of {people.max() + 1} CelebA people in neither model's training data "
         f"(`{Path(args.csv).name}` from benchmarks/celeba_holdout.py), through `Predictor(aligned=True)`; "
-        "95 % intervals by bootstrap over people; the last column is the paired difference against the "
-        "first row.", "",
-        "| model | gender % (95 % interval) | men % | women % | vs first row, points |",
-        "|---|---|---:|---:|---|", *rows])
+        "95 % intervals by bootstrap over people; ECE: expected calibration error of the gender probability "
+        "(15 bins); the last column is the paired difference against the first row.", "",
+        "| model | gender % (95 % interval) | men % | women % | ECE % | vs first row, points |",
+        "|---|---|---:|---:|---:|---|", *rows])
     publish(args.docs, "Fine-tuning the default: held-out CelebA people", body)
 
 

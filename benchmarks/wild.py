@@ -134,7 +134,8 @@ def score_peer(model, photos: list[dict], crops: list) -> dict:
     for k, i in enumerate(have):
         gender[i] = ("female" if female[k] else "male") == photos[i]["gender"].lower()
         age_ok[i] = AGE_GROUPS[int(age[k])] in COMPATIBLE[photos[i]["age"]]
-    return summarise(model.name + " (peer; our detector's crop)", photos, [c is not None for c in crops], gender,
+    name = model.name + getattr(model, "suffix", " (peer; our detector's crop)")
+    return summarise(name, photos, [c is not None for c in crops], gender,
                      age_ok, None, seconds)
 
 
@@ -157,9 +158,9 @@ class OursOnCrops:
     """One of our models on the peers' crops (``Predictor(aligned=True)``: resized as ``predict --aligned``
     does), for the same-crop comparison; age as its group, as for the peers."""
 
-    def __init__(self, label: str, model: str, threads: int):
-        self.name = f"{label} (ours on the peers' crops)"
-        self.predictor = Predictor(model=model, aligned=True, threads=threads)
+    def __init__(self, label: str, model: str, threads: int, precision: str = "auto"):
+        self.name, self.suffix = f"{label} (ours on the peers' crops)", ""
+        self.predictor = Predictor(model=model, aligned=True, threads=threads, precision=precision)
 
     def prepare(self, crops: list[np.ndarray]) -> list[np.ndarray]:
         return crops
@@ -176,7 +177,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data/fairface_ood")
     ap.add_argument("--model", action="append", default=[],
-                    help="'default', 'fast', an .onnx file or a checkpoint folder (repeat; default: default)")
+                    help="'default', 'fast' (NAME:float or NAME:int8 for one bundled file; plain: what "
+                         "--precision auto picks here), an .onnx file or a checkpoint folder (repeat)")
     ap.add_argument("--detector", default="default")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--peers", default="", help="comma-separated peers from benchmarks/peers.py to score on the "
@@ -190,9 +192,11 @@ def main() -> None:
     photos = json.loads((root / "ground_truth.json").read_text())
     results, labels = [], []
     for model in args.model or ["default"]:
-        predictor = Predictor(model=model, detector=args.detector, threads=args.threads)
-        label = model if model in ("default", "fast") else Path(model).as_posix().replace(str(Path.home()), "~")
-        labels.append((label, model))
+        name, _, precision = model.partition(":")  # default:float, default:int8: one bundled file
+        predictor = Predictor(model=name, detector=args.detector, threads=args.threads, precision=precision or "auto")
+        label = (f"{name} ({predictor.model.path.name})" if name in ("default", "fast")
+                 else Path(model).as_posix().replace(str(Path.home()), "~"))
+        labels.append((label, model, precision or "auto"))
         res = score(label, predictor, photos, root)
         results.append(res)
         print(f"{label}: gender {res['gender']:.1f}, age compatible {res['age_compatible']:.1f}", file=sys.stderr)
@@ -200,7 +204,8 @@ def main() -> None:
     peers = load_peers([n for n in args.peers.split(",") if n], args.threads, args.node_peers, tmp)
     if peers:
         # ours on the very crops the peers get, beside the whole-photo path above
-        peers = [OursOnCrops(label, model, args.threads) for label, model in labels] + peers
+        peers = [OursOnCrops(label, model.partition(":")[0], args.threads, precision)
+                 for label, model, precision in labels] + peers
         crops = peer_crops(photos, root, args.detector)
         for peer in peers:
             res = score_peer(peer, photos, crops)

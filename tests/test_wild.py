@@ -191,7 +191,7 @@ def test_init_from_the_bundled_onnx_grows_a_years_head_with_the_same_groups():
     init_from(model, cfg, "default", log=lines.append)
     assert any("years head" in line for line in lines)
     faces = np.random.default_rng(0).integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
-    theirs = load_model("default").run(faces)
+    theirs = load_model("default", precision="float").run(faces)
     with torch.no_grad():
         ours = model(torch.from_numpy(faces).permute(0, 3, 1, 2).float())
     for task in ("age", "gender"):
@@ -208,7 +208,7 @@ def test_init_from_the_bundled_onnx_with_the_same_heads_reproduces_it():
     model = create_model(cfg).eval()
     init_from(model, cfg, "default")
     faces = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
-    theirs = load_model("default").run(faces)
+    theirs = load_model("default", precision="float").run(faces)
     with torch.no_grad():
         ours = model(torch.from_numpy(faces).permute(0, 3, 1, 2).float())
     for task in ("age", "gender"):
@@ -249,3 +249,24 @@ def test_set_overrides_recipe_settings_and_probes_run_only_when_asked(tmp_path, 
     assert main(["train", "--dataset", "utkface", "--data-root", str(utk), "--out", str(tmp_path / "x"),
                  "--set", "nosuch=1"]) != 0
     assert "nosuch" in capsys.readouterr().err
+
+
+def test_int8_export_of_a_years_model_keeps_its_groups_and_a_bad_int8_file_is_refused(tmp_path, monkeypatch):
+    """int8 once turned a years head's groups to noise (strict age 73 % -> 16 %): the head stays fp32 now,
+    and an int8 file that changes more than 5 % of the predicted classes is refused, not written."""
+    from agegender import export as export_mod
+    from agegender.checkpoint import save_checkpoint
+    from agegender.export import export_onnx
+    from agegender.train import init_from
+
+    cfg = ModelConfig(head="cls", tasks=("age", "gender", "age_years"), age_bins=101, fc_norm=True)
+    model = create_model(cfg)
+    init_from(model, cfg, "default")  # a trained trunk, so that the classes mean something
+    ckpt = save_checkpoint(tmp_path / "ckpt", model, cfg, TrainConfig())
+    faces = np.stack([np.asarray(__import__("fixtures").face_image(i, 64)) for i in range(64)])
+    report = export_onnx(ckpt, tmp_path / "q.onnx", "int8", calibration=faces)
+    assert min(report["same_class_faces"].values()) >= 0.95
+    monkeypatch.setattr(export_mod, "INT8_MIN_AGREEMENT", 1.01)
+    with pytest.raises(ValueError, match="not written"):
+        export_onnx(ckpt, tmp_path / "bad.onnx", "int8", calibration=faces)
+    assert not (tmp_path / "bad.onnx").exists()

@@ -22,7 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-POLICIES = ("flip_shift", "wild")
+from agegender.config import AUGMENT_POLICIES
+
+POLICIES = AUGMENT_POLICIES  # named in config, so that a config is checked without importing training
 
 
 @dataclass(frozen=True)

@@ -137,9 +137,7 @@ def _task_weights(text: str | None, tasks: tuple[str, ...]) -> dict[str, float] 
 
 
 def _configs(args):
-    from agegender.config import ModelConfig
-
-    from agegender.config import parse_overrides
+    from agegender.config import ModelConfig, parse_overrides
 
     model_set, _ = parse_overrides(getattr(args, "set", None))
     model_cfg = ModelConfig(**{**dict(arch=args.arch, head=args.head, tasks=_tasks(args),
@@ -281,7 +279,10 @@ def cmd_predict(args) -> int:
         raise FileExistsError(f"--out {args.out} exists; pass --force to replace it")
     if args.out:
         _refuse_output_onto_input(args.out, args.paths)
-    predictor = Predictor(args.model, detector=args.detector, aligned=args.aligned, threads=args.threads,
+    # the model's threads share the cores with the pool that decodes and detects: 2 workers + 2 ONNX threads
+    # on 2 cores ran 0.93x the speed of 2 workers + 1 (benchmarks/folder_overlap.py)
+    threads = args.threads if args.threads is not None else max(1, (os.cpu_count() or 1) // 2)
+    predictor = Predictor(args.model, detector=args.detector, aligned=args.aligned, threads=threads,
                           batch_size=args.batch_size, mirror=args.mirror, precision=args.precision)
     annotator = Annotator(args.annotate, args.paths, force=args.force) if args.annotate else None
     stream = open(args.out, "x" if not args.force else "w") if args.out else sys.stdout  # noqa: SIM115
@@ -629,7 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow --out, and the copies --annotate writes, to replace existing files")
     p.add_argument("--annotate", metavar="DIR", help="write a copy of each image with boxes and labels here")
     p.add_argument("--batch-size", type=_positive_int, default=64)
-    p.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+    p.add_argument("--threads", type=int, help="ONNX Runtime threads (default: half the cores, at least 1: the "
+                                                "other half decode and detect the next files; docs/BENCHMARKS.md)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 # affine map, so a user's own data and exported models need nothing else).
 RGB_MEAN = (127.5, 127.5, 127.5)
 RGB_STD = (64.0, 64.0, 64.0)
+AUGMENT_POLICIES = ("flip_shift", "wild")  # implemented in training/augment.py
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,9 @@ class TrainConfig:
     probe_dead_units: bool = False
 
     def __post_init__(self):
-        from agegender.augment import POLICIES
-
-        if self.augment_policy not in POLICIES:
-            raise ValueError(f"augment_policy must be one of {', '.join(POLICIES)}, got {self.augment_policy!r}")
+        if self.augment_policy not in AUGMENT_POLICIES:
+            raise ValueError(f"augment_policy must be one of {', '.join(AUGMENT_POLICIES)}, "
+                             f"got {self.augment_policy!r}")
         object.__setattr__(self, "lr_step_epochs", tuple(self.lr_step_epochs))
 
     def to_dict(self) -> dict:
