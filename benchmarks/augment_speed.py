@@ -18,12 +18,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from agegender.augment import POLICIES, augment_batch  # noqa: E402
 from agegender.config import ModelConfig, TrainConfig  # noqa: E402
-from agegender.engine import autocast  # noqa: E402
-from agegender.losses import multitask_loss  # noqa: E402
 from agegender.models import create_model  # noqa: E402
 from agegender.provenance import publish  # noqa: E402
+from agegender.training.augment import POLICIES, augment_batch  # noqa: E402
+from agegender.training.engine import autocast  # noqa: E402
+from agegender.training.losses import multitask_loss  # noqa: E402
 
 
 def timed(fn, reps: int) -> float:

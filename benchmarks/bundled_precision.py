@@ -24,9 +24,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from holdout_eval import read  # noqa: E402
 
-from agegender.predict import BUNDLED_MODELS, Predictor, bundled_file  # noqa: E402
+from agegender.inference.predict import BUNDLED_MODELS, Predictor, bundled_file  # noqa: E402
+from agegender.inference.runtime import OnnxModel, has_int8_dot  # noqa: E402
 from agegender.provenance import publish  # noqa: E402
-from agegender.runtime import OnnxModel, has_int8_dot  # noqa: E402
 
 
 def outputs(predictor: Predictor, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:

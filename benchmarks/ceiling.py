@@ -21,9 +21,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
-from agegender.predict import bundled_file
+from agegender.inference.predict import bundled_file
+from agegender.inference.runtime import OnnxModel, has_int8_dot
 from agegender.provenance import publish
-from agegender.runtime import OnnxModel, has_int8_dot
 
 M, K, N = 512, 4096, 4096
 

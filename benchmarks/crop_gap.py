@@ -31,9 +31,9 @@ from PIL import Image
 from agegender.data.datasets import read_dataset
 from agegender.data.folds import assign_folds, split_train_val
 from agegender.data.readers import parse_utkface_name
-from agegender.detect import Detection, create_detector
+from agegender.inference.detect import Detection, create_detector
+from agegender.inference.predict import Predictor
 from agegender.labels import GENDERS, MISSING, age_group_strict
-from agegender.predict import Predictor
 from agegender.preprocess import load_image
 from agegender.provenance import publish
 

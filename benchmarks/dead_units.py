@@ -29,7 +29,7 @@ def train(args) -> dict:
     from agegender.data.datasets import read_dataset
     from agegender.data.faceset import build_faceset
     from agegender.data.folds import assign_folds, split_train_val
-    from agegender.train import fit
+    from agegender.training.train import fit
 
     records, _ = read_dataset("utkface", args.data_root)
     folds = np.array(assign_folds(records, 5, seed=0))

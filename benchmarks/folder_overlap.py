@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from agegender.predict import Predictor, iter_image_files
+from agegender.inference.predict import Predictor, iter_image_files
 from agegender.provenance import publish
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from agegender.inference.predict import Predictor
 from agegender.metrics import expected_calibration_error
-from agegender.predict import Predictor
 from agegender.provenance import publish
 
 

@@ -23,7 +23,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
 from fixtures import hostile_corpus  # noqa: E402
 
-from agegender.predict import Predictor  # noqa: E402
+from agegender.inference.predict import Predictor  # noqa: E402
 from agegender.provenance import publish  # noqa: E402
 from agegender.serve import create_app, running  # noqa: E402
 

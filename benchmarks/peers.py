@@ -53,9 +53,9 @@ CELEBA = "../shared/data/celeba_gender"
 
 class Ours:
     def __init__(self, checkpoint: Path, tmp: Path, threads: int | None = None):
-        from agegender.checkpoint import load_checkpoint
         from agegender.export import export_model
-        from agegender.runtime import OnnxModel
+        from agegender.inference.runtime import OnnxModel
+        from agegender.training.checkpoint import load_checkpoint
 
         model, meta = load_checkpoint(checkpoint)
         path = tmp / f"ours-{abs(hash(str(checkpoint)))}.onnx"
@@ -71,7 +71,7 @@ class Ours:
         return clone
 
     def with_threads(self, threads: int) -> Ours:
-        from agegender.runtime import OnnxModel
+        from agegender.inference.runtime import OnnxModel
 
         clone = object.__new__(Ours)
         clone.__dict__.update(self.__dict__, model=OnnxModel(self.path, threads=threads))
@@ -244,7 +244,7 @@ def _years_to_groups(years: np.ndarray) -> np.ndarray:
 def held_out_folds(run_dir: Path, only: list[int] | None = None) -> list[tuple[int, list, Path]]:
     """(fold, held-out records, checkpoint) of each finished fold (or of ``only``), rebuilt as the run chose
     them."""
-    from agegender.analysis import held_out_records
+    from agegender.reporting.analysis import held_out_records
 
     results = json.loads((run_dir / "results.json").read_text())
     out = [(f["fold"], held_out_records(results, f), run_dir / f"fold_{f['fold']}" / "checkpoint")
@@ -293,7 +293,7 @@ def predict_all(model, crops: list[np.ndarray], batch: int = 256) -> tuple[np.nd
 
 
 def speed(model, crop: np.ndarray, min_seconds: float, many_threads: int) -> dict:
-    from agegender.bench import time_calls  # torch: only for the speed rows
+    from agegender.experiments.bench import time_calls  # torch: only for the speed rows
 
     one = model.with_threads(1)
     x1 = one.prepare([crop])

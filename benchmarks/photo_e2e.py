@@ -22,10 +22,10 @@ from PIL import Image, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detectors import background, load_crops, paste_face  # noqa: E402
 
-from agegender.bench import time_calls  # noqa: E402
-from agegender.detect import _resize, create_detector  # noqa: E402
-from agegender.framing import crop_face, face_crop_box, face_roll  # noqa: E402
-from agegender.predict import bundled_file, load_model  # noqa: E402
+from agegender.experiments.bench import time_calls  # noqa: E402
+from agegender.inference.detect import _resize, create_detector  # noqa: E402
+from agegender.inference.framing import crop_face, face_crop_box, face_roll  # noqa: E402
+from agegender.inference.predict import bundled_file, load_model  # noqa: E402
 from agegender.preprocess import load_image, resize_face  # noqa: E402
 from agegender.provenance import publish  # noqa: E402
 

@@ -29,14 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from agegender.checkpoint import load_checkpoint
 from agegender.data.datasets import read_dataset
 from agegender.data.faceset import build_faceset
 from agegender.data.folds import assign_folds, split_train_val
 from agegender.decode import softmax
-from agegender.engine import predict_outputs
 from agegender.labels import MISSING, age_group_strict
 from agegender.provenance import publish
+from agegender.training.checkpoint import load_checkpoint
+from agegender.training.engine import predict_outputs
 
 BANDS = ((0, 12), (13, 19), (20, 200))
 

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from agegender.analysis import held_out_records
-from agegender.bench import time_calls
 from agegender.decode import decode_task
+from agegender.experiments.bench import time_calls
+from agegender.inference.runtime import OnnxModel
 from agegender.labels import MISSING, age_group_strict
 from agegender.provenance import publish
-from agegender.runtime import OnnxModel
+from agegender.reporting.analysis import held_out_records
 
 
 def calibration_faces(results: dict, fold: int, n: int, size: int) -> np.ndarray:
@@ -68,9 +68,9 @@ class OpenVinoModel:
 
 
 def main() -> None:
-    from agegender.checkpoint import load_checkpoint
     from agegender.data.faceset import build_faceset
     from agegender.export import export_model
+    from agegender.training.checkpoint import load_checkpoint
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, help="an `agegender cv` run folder")

@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from agegender.predict import iter_image_files
+from agegender.inference.predict import iter_image_files
 from agegender.provenance import publish
 
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from agegender.checkpoint import load_checkpoint
 from agegender.data.faceset import build_faceset
-from agegender.engine import predict_outputs
 from agegender.provenance import publish
+from agegender.training.checkpoint import load_checkpoint
+from agegender.training.engine import predict_outputs
 
 sys.path.insert(0, str(Path(__file__).parent))
 from peers import PeerCache, held_out_folds  # noqa: E402

@@ -22,10 +22,10 @@ import torch
 from agegender.config import ModelConfig
 from agegender.data.datasets import read_dataset
 from agegender.data.faceset import build_faceset
-from agegender.engine import augment, bf16_supported, to_tensors
-from agegender.losses import multitask_loss
 from agegender.models import create_model
 from agegender.provenance import machine_line, write_section
+from agegender.training.engine import augment, bf16_supported, to_tensors
+from agegender.training.losses import multitask_loss
 
 
 def relu_before_pool(model: torch.nn.Module) -> torch.nn.Module:

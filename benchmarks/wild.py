@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agegender.predict import Predictor
+from agegender.inference.predict import Predictor
 from agegender.provenance import publish
 
 # FairFace bin -> Adience groups that can lie inside it (../shared/data/README.md)
@@ -104,9 +104,9 @@ def score(name: str, predictor: Predictor, photos: list[dict], root: Path) -> di
 
 def peer_crops(photos: list[dict], root: Path, detector_name: str) -> list[np.ndarray | None]:
     """The central face of each photo cropped at the photo's resolution, framed as ours is framed (the
-    default detector's box and landmarks, agegender.framing): the peers see the same faces as ours."""
-    from agegender.detect import create_detector
-    from agegender.framing import crop_face, face_crop_box, face_roll
+    default detector's box and landmarks, agegender.inference.framing): the peers see the same faces as ours."""
+    from agegender.inference.detect import create_detector
+    from agegender.inference.framing import crop_face, face_crop_box, face_roll
     from agegender.preprocess import load_image
 
     det = create_detector(detector_name)

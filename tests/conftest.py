@@ -37,10 +37,10 @@ def onnx_model(tmp_path_factory):
     """(exported .onnx path, checkpoint folder) of a small random-weight cls model."""
     import torch
 
-    from agegender.checkpoint import save_checkpoint
     from agegender.config import ModelConfig
     from agegender.export import export_onnx
     from agegender.models import create_model
+    from agegender.training.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     cfg = ModelConfig(head="cls")

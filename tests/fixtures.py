@@ -128,7 +128,7 @@ def make_celeba_gender(root: Path, people: int = 10, faces_per_person: int = 3) 
 def composed_photos(folder: Path, n: int = 36) -> list[Path]:
     """Photos that need the detector: the bundled portrait's face pasted at different places, sizes and
     angles into generated backgrounds, saved as jpg / png / webp."""
-    from agegender.predict import EXAMPLE_PHOTO, asset_path
+    from agegender.inference.predict import EXAMPLE_PHOTO, asset_path
 
     portrait = Image.open(asset_path(EXAMPLE_PHOTO)).convert("RGB")
     head = portrait.crop((120, 20, 340, 240))  # the face with some hair and shoulders around it

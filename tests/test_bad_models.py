@@ -9,9 +9,9 @@ import pytest
 from fixtures import face_image
 
 from agegender.cli import main
-from agegender.predict import Predictor
+from agegender.inference.predict import Predictor
+from agegender.inference.runtime import META_KEY, ModelError
 from agegender.preprocess import ImageError
-from agegender.runtime import META_KEY, ModelError
 
 
 def _with_meta(src, dst, edit):

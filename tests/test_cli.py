@@ -18,7 +18,7 @@ def test_cv_on_synthetic_utkface_writes_results(tmp_path, capsys):
         assert set(results["summary"][key]) == {"mean", "std", "n"}
     fold = json.loads((out / "fold_0" / "results.json").read_text())
     assert fold["metrics"]["age_confusion"] and fold["commit"] and fold["train_images_per_s"] > 0
-    from agegender.engine import bf16_supported
+    from agegender.training.engine import bf16_supported
 
     assert fold["precision"] == ("bf16 autocast" if bf16_supported() else "fp32")  # what ran, not what was asked
     assert "gender_acc" in capsys.readouterr().out
@@ -96,7 +96,7 @@ def test_task_weights_reach_the_loss(tmp_path, capsys):
     """--task-weights is stored with the checkpoint and scales that task's term of the summed loss."""
     import torch
 
-    from agegender.losses import multitask_loss
+    from agegender.training.losses import multitask_loss
 
     root = make_utkface(tmp_path / "utk", n=8, size=40).parent
     out = tmp_path / "model"
@@ -223,7 +223,7 @@ def test_parallel_only_folds_runs_keep_each_others_folds(tmp_path, monkeypatch):
     include a fold that the other finished while it was training (read back from disk)."""
     import shutil
 
-    import agegender.cv as cv
+    import agegender.experiments.cv as cv
 
     root = make_utkface(tmp_path / "utk", n=30, size=32).parent
     common = ["cv", "--dataset", "utkface", "--data-root", str(root), "--folds", "2", "--epochs", "1",
@@ -285,7 +285,7 @@ def test_cv_tune_val_scores_extra_people_carved_from_the_training_part(tmp_path,
     scored on validation people carved from its training part, and none of them is trained on."""
     from fixtures import make_celeba_gender
 
-    import agegender.cv as cv
+    import agegender.experiments.cv as cv
     from agegender.data.folds import assign_folds
     from agegender.data.readers import read_celeba_gender
 
@@ -339,7 +339,7 @@ def test_ablation_table_puts_the_papers_table_3_beside_ours_and_reads_committed_
     fold_K/results.json; the paper's Adience values stand in their own columns."""
     import json
 
-    from agegender.ablation import ablation_table
+    from agegender.experiments.ablation import ablation_table
 
     for fold, acc in enumerate((80.0, 82.0)):
         row = tmp_path / "multi-reg-4conv"

@@ -7,9 +7,9 @@ import pytest
 
 from agegender import Predictor
 from agegender.cli import main
-from agegender.predict import DEFAULT_MODEL, EXAMPLE_PHOTO, asset_path
+from agegender.inference.predict import DEFAULT_MODEL, EXAMPLE_PHOTO, asset_path
+from agegender.inference.runtime import OnnxModel
 from agegender.preprocess import load_image
-from agegender.runtime import OnnxModel
 
 
 def test_default_model_is_bundled_and_small():
@@ -109,7 +109,7 @@ def test_no_face_gives_an_error_record(tmp_path, capsys):
 
 
 def test_the_fast_bundled_model_is_the_lite_net_and_agrees_on_the_photo():
-    from agegender.predict import load_model
+    from agegender.inference.predict import load_model
 
     fast, default = load_model("fast"), load_model()
     assert fast.meta["model"]["arch"] == "lite" and default.meta["model"]["arch"] == "paper"

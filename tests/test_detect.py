@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agegender.detect import (
+from agegender.inference.detect import (
     BACKENDS,
     DEFAULT_BACKEND,
     LANDMARKS,
@@ -25,7 +25,7 @@ from agegender.detect import (
     _weighted_nms,
     create_detector,
 )
-from agegender.framing import LANDMARK_CALIBRATION, crop_face, face_crop_box, face_roll
+from agegender.inference.framing import LANDMARK_CALIBRATION, crop_face, face_crop_box, face_roll
 
 YUNET = Path(__file__).resolve().parents[2] / "shared" / "peers" / "yunet" / "face_detection_yunet_2026may.onnx"
 NEEDS = {  # backend -> modules it imports
@@ -55,7 +55,7 @@ def _noise(h: int = 480, w: int = 640, seed: int = 0) -> np.ndarray:
 
 def _astronaut() -> np.ndarray:
     # The 512x512 public-domain NASA portrait bundled with the package (scikit-image's copy, as JPEG).
-    from agegender.predict import EXAMPLE_PHOTO, asset_path
+    from agegender.inference.predict import EXAMPLE_PHOTO, asset_path
     from agegender.preprocess import load_image
 
     return load_image(asset_path(EXAMPLE_PHOTO))
@@ -78,7 +78,7 @@ def test_unknown_backend_names_the_known_ones():
 
 
 def test_detect_module_imports_nothing_heavy():
-    code = ("import sys, agegender.detect; "
+    code = ("import sys, agegender.inference.detect; "
             "print(','.join(m for m in ('torch', 'cv2', 'dlib', 'ai_edge_litert') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""

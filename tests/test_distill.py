@@ -6,11 +6,11 @@ import pytest
 import torch
 from fixtures import make_utkface
 
-from agegender.checkpoint import read_meta
 from agegender.cli import main
 from agegender.config import ModelConfig, TrainConfig
-from agegender.losses import TEACHER, distill_loss
-from agegender.train import fit
+from agegender.training.checkpoint import read_meta
+from agegender.training.losses import TEACHER, distill_loss
+from agegender.training.train import fit
 
 
 def test_distill_loss_is_zero_at_the_teacher_and_pulls_towards_it():

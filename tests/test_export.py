@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from agegender.checkpoint import save_checkpoint
 from agegender.cli import main
 from agegender.config import ModelConfig
 from agegender.export import export_onnx, state_dict_from_onnx
+from agegender.inference.runtime import ModelError, OnnxModel
 from agegender.models import create_model
-from agegender.runtime import ModelError, OnnxModel
+from agegender.training.checkpoint import save_checkpoint
 
 # The configuration we train and ship: softmax heads, exact age, BatchNorm in the FC layers.
 CFG = ModelConfig(head="cls", tasks=("age", "gender", "age_years"), fc_norm=True)
@@ -42,8 +42,8 @@ def test_onnx_matches_pytorch(checkpoint, tmp_path, precision):
 
 
 def test_fc_branches_export_and_fold(tmp_path):
-    from agegender.checkpoint import load_checkpoint
     from agegender.export import fold_linear_batchnorm
+    from agegender.training.checkpoint import load_checkpoint
 
     torch.manual_seed(0)
     cfg = ModelConfig(head="cls", tasks=("age", "gender", "age_years"), fc_norm=True, fc_branches=True)
@@ -98,8 +98,8 @@ def test_bad_model_files_are_clear_errors(tmp_path):
 
 
 def test_folding_fc_batchnorm_keeps_the_outputs(checkpoint):
-    from agegender.checkpoint import load_checkpoint
     from agegender.export import fold_linear_batchnorm
+    from agegender.training.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
     folded = fold_linear_batchnorm(model)

@@ -7,10 +7,10 @@ import torch
 from fixtures import make_utkface
 from safetensors.torch import load_file
 
-from agegender.checkpoint import read_meta
 from agegender.cli import main
 from agegender.config import ModelConfig, TrainConfig
-from agegender.train import fit
+from agegender.training.checkpoint import read_meta
+from agegender.training.train import fit
 
 CFG = ModelConfig(arch="paper", head="cls", input_size=32, fc_width=16)
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from agegender import Predictor
 from agegender.cli import main
-from agegender.predict import EXAMPLE_PHOTO, asset_path
+from agegender.inference.predict import EXAMPLE_PHOTO, asset_path
 
 N_PHOTOS = 36
 
@@ -79,7 +79,7 @@ def test_other_backends_survive_a_folder(photo_folder, backend):
 
 
 def test_a_detector_object_given_by_the_caller_is_never_called_from_two_threads_at_once(photo_folder):
-    from agegender.detect import create_detector
+    from agegender.inference.detect import create_detector
 
     inner = create_detector()
     active, most = [0], [0]
@@ -107,7 +107,7 @@ def test_a_detector_object_given_by_the_caller_is_never_called_from_two_threads_
 def test_a_tight_face_crop_filling_the_picture_is_still_found(margin, side):
     """A photo that is itself a face crop, the face touching the borders (like UTKFace's 64 px files).
     The two crops inside the face box give no face in the first pass: the padded second try finds them."""
-    from agegender.detect import create_detector
+    from agegender.inference.detect import create_detector
 
     portrait = Image.open(asset_path(EXAMPLE_PHOTO)).convert("RGB")
     x, y, w, h = 174, 70, 105, 105  # the face box the default detector gives on the whole portrait
@@ -167,7 +167,7 @@ def test_annotated_copies_of_a_webp_and_a_jpg_with_one_stem_do_not_collide(tmp_p
 
 
 def test_label_font_grows_with_the_picture():
-    from agegender.annotate import label_font
+    from agegender.inference.annotate import label_font
 
     assert label_font((640, 480)).size == 16 and label_font((4000, 3000)).size == 100
     assert label_font((100, 80)).size == 12

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from agegender.detect import LANDMARKS, Detection
-from agegender.framing import (
+from agegender.inference.detect import LANDMARKS, Detection
+from agegender.inference.framing import (
     CROP_CALIBRATION,
     LANDMARK_CALIBRATION,
     CropCalibration,

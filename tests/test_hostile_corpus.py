@@ -10,7 +10,7 @@ import pytest
 from fixtures import hostile_corpus
 
 from agegender.cli import main
-from agegender.predict import Predictor
+from agegender.inference.predict import Predictor
 from agegender.serve import create_app, running
 
 

@@ -8,7 +8,7 @@ from fixtures import face_image
 from tqdm import tqdm
 
 from agegender.cli import _count_inputs_into, main
-from agegender.output import printable
+from agegender.inference.output import printable
 
 
 def _folder(tmp_path, n=3):

@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from agegender.config import ModelConfig, TrainConfig
-from agegender.losses import multitask_loss
 from agegender.models import count_parameters, create_model, list_models
 from agegender.models.reference import PAPER_INPUT_SIZE
+from agegender.training.losses import multitask_loss
 
 HEADS = ("reg", "cls")
 
@@ -32,7 +32,7 @@ def test_paper_parameter_count():
 
 def test_table2_networks_match_their_papers():
     """Parameter counts and GFLOPs of the timing networks (with our 8 + 2 softmax outputs)."""
-    from agegender.bench import gflops_per_image
+    from agegender.experiments.bench import gflops_per_image
     from agegender.models.reference import reference_config
 
     expected = {"paper": (6_014_538, 0.476), "levi": (8_860_170, 1.298), "alexnet": (58_322_314, 2.262)}

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from fixtures import face_image
 
-from agegender import predict as predict_mod
-from agegender import runtime
-from agegender.predict import BUNDLED_MODELS, Predictor, bundled_file, load_model
+from agegender.inference import predict as predict_mod
+from agegender.inference import runtime
+from agegender.inference.predict import BUNDLED_MODELS, Predictor, bundled_file, load_model
 
 
 def _int8_files():

@@ -178,7 +178,7 @@ def test_mirror_merge_averages_regressed_values_and_keeps_them_decodable():
 
 
 def test_predictor_takes_a_detector_object_and_levels_its_faces(onnx_model, monkeypatch):
-    from agegender import detect, framing
+    from agegender.inference import detect, framing
 
     picture = np.asarray(face_image(0, 300))
     seen = []

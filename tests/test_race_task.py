@@ -61,7 +61,7 @@ def test_predict_prints_race_in_every_format(race_model, capsys):
 
 
 def test_python_api_service_and_ray_columns_carry_race(race_model):
-    from agegender.predict import Predictor, extra_tasks
+    from agegender.inference.predict import Predictor, extra_tasks
     from agegender.serve import create_app, running
 
     utk, onnx = race_model

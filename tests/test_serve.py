@@ -13,7 +13,7 @@ import pytest
 from fixtures import composed_photos, face_image
 
 from agegender import __version__
-from agegender.predict import Predictor
+from agegender.inference.predict import Predictor
 from agegender.serve import create_app, running
 
 

@@ -6,14 +6,14 @@ import torch
 from fixtures import make_utkface
 from safetensors.torch import load_file
 
-from agegender.augment import flip_shift as augment
-from agegender.checkpoint import load_checkpoint
 from agegender.config import ModelConfig, TrainConfig
 from agegender.data.cache import cache_dir
 from agegender.data.datasets import read_dataset
 from agegender.data.faceset import FaceSet, build_faceset, label_arrays
-from agegender.engine import TrainingDiverged, learning_rate
-from agegender.train import fit
+from agegender.training.augment import flip_shift as augment
+from agegender.training.checkpoint import load_checkpoint
+from agegender.training.engine import TrainingDiverged, learning_rate
+from agegender.training.train import fit
 
 
 @pytest.fixture

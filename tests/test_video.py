@@ -5,9 +5,9 @@ import pytest
 
 from agegender import Predictor
 from agegender.cli import main
-from agegender.predict import EXAMPLE_PHOTO, FaceResult, asset_path
+from agegender.inference.predict import EXAMPLE_PHOTO, FaceResult, asset_path
+from agegender.inference.video import IouTracker, predict_video
 from agegender.preprocess import load_image
-from agegender.video import IouTracker, predict_video
 
 cv2 = pytest.importorskip("cv2")
 

@@ -10,7 +10,7 @@ import shutil
 import pytest
 from fixtures import composed_photos
 
-from agegender.predict import Predictor
+from agegender.inference.predict import Predictor
 from agegender.serve import create_app, running
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

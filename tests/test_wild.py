@@ -8,13 +8,13 @@ import pytest
 import torch
 from fixtures import make_celeba_gender, make_utkface
 
-from agegender.augment import POLICIES, augment_batch, wild
 from agegender.config import ModelConfig, TrainConfig, recipe
 from agegender.labels import AGE_GROUPS, age_group_nearest
-from agegender.losses import multitask_loss, years_distribution_loss
 from agegender.models import create_model
 from agegender.models.heads import YEARS_DIST, year_group_matrix
 from agegender.preprocess import square_face
+from agegender.training.augment import POLICIES, augment_batch, wild
+from agegender.training.losses import multitask_loss, years_distribution_loss
 
 YEARS_CFG = ModelConfig(head="cls", tasks=("age", "gender", "age_years"), age_bins=101, fc_norm=True,
                         input_size=32)
@@ -153,7 +153,7 @@ def test_two_celeba_folders_are_one_dataset_split_by_person(tmp_path):
 def test_int8_export_calibrates_at_the_checkpoints_input_size(tmp_path, capsys):
     """The calibration faces were always made at 64 px; a 32 px model got the wrong faces (or failed)."""
     from agegender.cli import main
-    from agegender.runtime import OnnxModel
+    from agegender.inference.runtime import OnnxModel
 
     utk = make_utkface(tmp_path / "utk", n=24, size=32)
     run = tmp_path / "run"
@@ -182,8 +182,8 @@ def test_train_defaults_to_the_recommended_recipe_not_the_papers():
 def test_init_from_the_bundled_onnx_grows_a_years_head_with_the_same_groups():
     """`train --init default --age-bins 101`: the shipped model's weights start the fine-tune, and the new
     years head begins with exactly the default's 8-group distribution (and its gender)."""
-    from agegender.predict import load_model
-    from agegender.train import init_from
+    from agegender.inference.predict import load_model
+    from agegender.training.train import init_from
 
     cfg = ModelConfig(head="cls", tasks=("age", "gender", "age_years"), age_bins=101, fc_norm=True)
     model = create_model(cfg).eval()
@@ -201,8 +201,8 @@ def test_init_from_the_bundled_onnx_grows_a_years_head_with_the_same_groups():
 
 
 def test_init_from_the_bundled_onnx_with_the_same_heads_reproduces_it():
-    from agegender.predict import load_model
-    from agegender.train import init_from
+    from agegender.inference.predict import load_model
+    from agegender.training.train import init_from
 
     cfg = ModelConfig(head="cls", tasks=("age", "gender"), fc_norm=True)
     model = create_model(cfg).eval()
@@ -216,7 +216,7 @@ def test_init_from_the_bundled_onnx_with_the_same_heads_reproduces_it():
 
 
 def test_init_from_another_trunk_is_refused():
-    from agegender.train import init_from
+    from agegender.training.train import init_from
 
     cfg = ModelConfig(head="cls", tasks=("age", "gender"), conv_layers=3, fc_norm=True)
     with pytest.raises(ValueError, match="conv_layers"):
@@ -255,9 +255,9 @@ def test_int8_export_of_a_years_model_keeps_its_groups_and_a_bad_int8_file_is_re
     """int8 once turned a years head's groups to noise (strict age 73 % -> 16 %): the head stays fp32 now,
     and an int8 file that changes more than 5 % of the predicted classes is refused, not written."""
     from agegender import export as export_mod
-    from agegender.checkpoint import save_checkpoint
     from agegender.export import export_onnx
-    from agegender.train import init_from
+    from agegender.training.checkpoint import save_checkpoint
+    from agegender.training.train import init_from
 
     cfg = ModelConfig(head="cls", tasks=("age", "gender", "age_years"), age_bins=101, fc_norm=True)
     model = create_model(cfg)

@@ -9,7 +9,7 @@ __all__ = ["FaceResult", "Predictor", "__version__"]
 
 def __getattr__(name: str):
     if name in ("Predictor", "FaceResult"):
-        from agegender import predict
+        from agegender.inference import predict
 
         return getattr(predict, name)
     raise AttributeError(f"module 'agegender' has no attribute {name!r}")

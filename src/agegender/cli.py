@@ -155,7 +155,7 @@ def _log(msg: str) -> None:
 def cmd_train(args) -> int:
     from agegender.data.datasets import parse_extra, read_dataset
     from agegender.data.faceset import FaceSet, build_faceset
-    from agegender.train import dist_info, fit, init_distributed
+    from agegender.training.train import dist_info, fit, init_distributed
 
     init_distributed()
     model_cfg, train_cfg = _configs(args)
@@ -172,9 +172,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_cv(args) -> int:
-    from agegender.cv import format_summary, run_cv
     from agegender.data.datasets import parse_extra, read_dataset
-    from agegender.train import dist_info, init_distributed
+    from agegender.experiments.cv import format_summary, run_cv
+    from agegender.training.train import dist_info, init_distributed
 
     init_distributed()
     model_cfg, train_cfg = _configs(args)
@@ -203,8 +203,8 @@ def cmd_cv(args) -> int:
 
 
 def cmd_ablation(args) -> int:
-    from agegender.ablation import ablation_table, run_ablation, select_rows, sharing_table
     from agegender.data.datasets import read_dataset
+    from agegender.experiments.ablation import ablation_table, run_ablation, select_rows, sharing_table
     from agegender.provenance import write_section
 
     if args.teacher or args.init:
@@ -222,7 +222,7 @@ def cmd_ablation(args) -> int:
     table += ("\n\nDoes sharing the trunk help? Each multi-task row against the single-task row of the same head "
               "and depth, paired by fold (the same test faces):\n\n" + sharing_table(args.out, rows))
     if args.long:
-        from agegender.ablation import schedule_table
+        from agegender.experiments.ablation import schedule_table
 
         table += ("\n\nRows at the short schedule against cross-validation runs of the same net, tasks and head "
                   "at the headline schedule, on the folds both have finished:\n\n"
@@ -237,7 +237,7 @@ def cmd_ablation(args) -> int:
 def _refuse_output_onto_input(out: str, inputs: list[str]) -> None:
     """--out naming one of the files the run reads (given, or inside a given folder) would replace the
     user's photo with records: refused, --force or not."""
-    from agegender.predict import IMAGE_SUFFIXES
+    from agegender.inference.predict import IMAGE_SUFFIXES
 
     target = os.path.realpath(out)
     for item in inputs:
@@ -254,7 +254,7 @@ def _count_inputs_into(bar, inputs: list[str], skip: str | None) -> None:
     faster than predicting), so the first predictions do not wait for a large folder's count."""
     import threading
 
-    from agegender.predict import iter_image_files
+    from agegender.inference.predict import iter_image_files
 
     def count() -> None:
         try:
@@ -270,9 +270,9 @@ def _count_inputs_into(bar, inputs: list[str], skip: str | None) -> None:
 def cmd_predict(args) -> int:
     import itertools
 
-    from agegender.annotate import Annotator
-    from agegender.output import printable, table_header, table_row, write_jsonl
-    from agegender.predict import Predictor, extra_tasks, iter_image_files
+    from agegender.inference.annotate import Annotator
+    from agegender.inference.output import printable, table_header, table_row, write_jsonl
+    from agegender.inference.predict import Predictor, extra_tasks, iter_image_files
 
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.out else "jsonl")
     if args.out and Path(args.out).exists() and not args.force:
@@ -300,7 +300,7 @@ def cmd_predict(args) -> int:
     try:
         if fmt == "table":
             stream.write(table_header(years=years, tasks=tasks) + "\n")
-        from agegender.video import is_video
+        from agegender.inference.video import is_video
 
         videos = [p for p in args.paths if is_video(p)]
         images = [p for p in args.paths if not is_video(p)]
@@ -343,8 +343,8 @@ def cmd_predict(args) -> int:
 
 def _video_records(predictor, video: str, args, annotator=None):
     """One video's face records; a video that cannot be read gives one error record instead."""
-    from agegender.predict import FaceResult
-    from agegender.video import predict_video
+    from agegender.inference.predict import FaceResult
+    from agegender.inference.video import predict_video
 
     annotate = refused = None
     if annotator is not None:
@@ -376,7 +376,7 @@ def cmd_predict_ray(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from agegender.predict import Predictor
+    from agegender.inference.predict import Predictor
 
     try:
         from agegender.serve import serve
@@ -394,7 +394,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from agegender.predict import EXAMPLE_PHOTO, asset_path
+    from agegender.inference.predict import EXAMPLE_PHOTO, asset_path
 
     photo = asset_path(EXAMPLE_PHOTO)
     print(f"agegender demo: the bundled photo {photo} (NASA, public domain)", file=sys.stderr)
@@ -426,7 +426,7 @@ def cmd_export(args) -> int:
 
 def _checkpoint_size(folder: str) -> int:
     """The input size a checkpoint was trained at (its meta.json), for faces made to feed it."""
-    from agegender.checkpoint import find_checkpoint, read_meta
+    from agegender.training.checkpoint import find_checkpoint, read_meta
 
     found = find_checkpoint(folder)
     if found is None:
@@ -482,8 +482,8 @@ def _levi_protocol(args):
 
 
 def cmd_report(args) -> int:
-    from agegender import report
-    from agegender.report_doc import build_report
+    from agegender.reporting import report
+    from agegender.reporting.report_doc import build_report
 
     runs = build_report(args.runs, args.out, faces=not args.no_faces, threads=args.threads, log=_log)
     print(f"wrote {Path(args.out) / 'report.md'}")
@@ -499,7 +499,7 @@ def cmd_report(args) -> int:
 def cmd_bench_speed(args) -> int:
     import json
 
-    from agegender.bench import measure_speed, rows_to_json, speed_markdown
+    from agegender.experiments.bench import measure_speed, rows_to_json, speed_markdown
     from agegender.provenance import write_section
 
     archs = tuple(a for a in args.archs.split(",") if a)

@@ -76,7 +76,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max global grad norm; 0 = off
     augment: bool = True
     # "flip_shift": horizontal flip + shifts of up to `shift` px; "wild": framing, colour, blur, small-face,
-    # noise, JPEG and occlusion augmentation for real photos (agegender.augment)
+    # noise, JPEG and occlusion augmentation for real photos (agegender.training.augment)
     augment_policy: str = "flip_shift"
     shift: int = 4
     bf16: bool = True  # bf16 autocast where the CPU supports it (loss always in fp32)
@@ -132,7 +132,7 @@ RECIPES: dict[str, dict] = {
     # the cls head). The paper's own recipe (lr 0.1) stays available as "paper".
     "recommended": {"lr": 0.01, "warmup_epochs": 1.0, "epochs": 30, "lr_step_epochs": (20,)},
     # For real photos: the 30-epoch schedule that measured best for the first stage (docs/RESULTS.md, "Recipe
-    # pilots") with the "wild" augmentation (agegender.augment). Meant with UTKFace + CelebA (--extra).
+    # pilots") with the "wild" augmentation (agegender.training.augment). Meant with UTKFace + CelebA (--extra).
     "wild": {"lr": 0.01, "warmup_epochs": 1.0, "epochs": 30, "lr_step_epochs": (20,), "augment_policy": "wild"},
     # a further stage for a trained model (e.g. --init default): the finetune schedule, one epoch longer,
     # with the "wild" augmentation; an 8-group age head can grow into a years head here (--age-bins)

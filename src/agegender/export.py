@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agegender.checkpoint import load_checkpoint
-from agegender.runtime import META_KEY, OnnxModel
+from agegender.inference.runtime import META_KEY, OnnxModel
+from agegender.training.checkpoint import load_checkpoint
 
 PRECISIONS = ("fp32", "fp16", "int8")
 

@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from agegender.predict import FaceResult, Predictor, extra_tasks
+from agegender.inference.predict import FaceResult, Predictor, extra_tasks
 from agegender.preprocess import IMAGE_SUFFIXES
 
 FIELDS = [f for f in FaceResult.__dataclass_fields__ if f != "tasks"]  # further tasks: a column each

@@ -37,7 +37,7 @@ from http import HTTPStatus
 from importlib import resources
 
 from agegender import __version__
-from agegender.predict import FaceResult, Predictor
+from agegender.inference.predict import FaceResult, Predictor
 
 try:
     import uvicorn

@@ -33,7 +33,7 @@ def load_run(run_dir: str | os.PathLike) -> dict:
         folds = [_in_progress(p) for p in sorted(run.glob("fold_*/checkpoint/meta.json"))]
     if not folds:
         raise FileNotFoundError(f"{run_dir}: no results.json and no finished folds")
-    from agegender.cv import summarize
+    from agegender.experiments.cv import summarize
 
     return {"folds": folds, "summary": summarize(folds), "command": "", "train": {}, "model": {}}
 
@@ -136,7 +136,7 @@ def plot_curves(runs: dict[str, dict], out_png: str | os.PathLike) -> None:
 
 def _in_progress(meta_path: Path) -> dict:
     """A fold still training: its curve so far from the checkpoint's history, marked in progress."""
-    from agegender.cv import curve_rows
+    from agegender.experiments.cv import curve_rows
 
     meta = json.loads(meta_path.read_text())
     history = meta.get("history", [])

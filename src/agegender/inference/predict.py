@@ -12,22 +12,15 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from agegender.bundled import BUNDLED_MODELS, DEFAULT_MODEL, EXAMPLE_PHOTO, asset_path  # noqa: F401 (re-exported)
 from agegender.decode import decode_task, merge_mirrored
+from agegender.inference.runtime import ModelError, OnnxModel
 from agegender.preprocess import IMAGE_SUFFIXES, ImageError, load_image, resize_face, square_face, to_rgb
-from agegender.runtime import ModelError, OnnxModel
-
-DEFAULT_MODEL = "default.onnx"
-EXAMPLE_PHOTO = "astronaut.jpg"
-
-
-def asset_path(name: str) -> Path:
-    return Path(str(resources.files("agegender") / "assets" / name))
 
 
 @dataclass
@@ -67,7 +60,6 @@ def extra_tasks(labels: dict[str, list[str]]) -> list[str]:
     return [t for t in labels if t not in BUILT_IN_TASKS and labels[t]]
 
 
-BUNDLED_MODELS = {"default": DEFAULT_MODEL, "fast": "fast.onnx"}  # name -> file in agegender/assets
 PRECISIONS = ("auto", "float", "int8")
 
 
@@ -75,7 +67,7 @@ def bundled_file(name: str, precision: str = "auto") -> Path:
     """The file of bundled model ``name`` for ``precision``: "float" (fp16 weights, run in fp32), "int8"
     (static int8, NAME.int8.onnx), or "auto": int8 where the CPU has VNNI int8 dot products and the
     model has an int8 file, else float (runtime.has_int8_dot)."""
-    from agegender.runtime import has_int8_dot
+    from agegender.inference.runtime import has_int8_dot
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: give one of {', '.join(PRECISIONS)}")
@@ -100,7 +92,7 @@ def load_model(model: str | os.PathLike | None = None, threads: int | None = Non
         raise ValueError(f"precision {precision!r}: give one of {', '.join(PRECISIONS)}")
     path = Path(model)
     if path.is_dir() or path.name == "meta.json":
-        from agegender.torch_runtime import TorchModel
+        from agegender.inference.torch_runtime import TorchModel
 
         return TorchModel(path if path.is_dir() else path.parent, threads)
     if path.suffix.lower() == ".onnx" or path.is_file():
@@ -112,7 +104,7 @@ def load_model(model: str | os.PathLike | None = None, threads: int | None = Non
 class Predictor:
     """Joins a face detector and the age/gender model. ``aligned=True``: inputs are face crops already.
 
-    ``detector``: a backend name or YuNet .onnx path (``agegender.detect.create_detector``), or an object
+    ``detector``: a backend name or YuNet .onnx path (``agegender.inference.detect.create_detector``), or an object
     with the ``Detector`` interface whose ``name`` is a backend with a crop calibration.
     ``mirror=True``: each face is also run mirrored left-right and the two predictions are averaged
     (twice the model's time; the gain is measured in docs/BENCHMARKS.md, "Mirror test-time augmentation").
@@ -146,7 +138,7 @@ class Predictor:
             return self._user_detector
         det = getattr(self._local, "detector", None)
         if det is None:
-            from agegender.detect import create_detector
+            from agegender.inference.detect import create_detector
 
             det = self._local.detector = create_detector(str(self.detector_name or "default"))
         return det
@@ -261,7 +253,7 @@ class Predictor:
         size = self.model.size
         if self.aligned:
             return [resize_face(square_face(pixels), size)], [(None, None)]
-        from agegender.framing import crop_face, face_crop_box, face_roll
+        from agegender.inference.framing import crop_face, face_crop_box, face_roll
 
         faces, boxes = [], []
         detector = self.detector

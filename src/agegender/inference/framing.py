@@ -1,7 +1,7 @@
 """The crop that frames a detected face like a UTKFace aligned crop: from the detector's landmarks where
 they are calibrated, else from its box, turned so the eye line is level.
 
-    for d in det.detect(rgb):                    # agegender.detect
+    for d in det.detect(rgb):                    # agegender.inference.detect
         face = crop_face(rgb, face_crop_box(d, rgb.shape, det.name), face_roll(d, det.name))
 
 The constants are measured on the 600 native 200x200 UTKFace crops by benchmarks/detectors.py, which
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agegender.detect import LANDMARKS, Detection, check_image
+from agegender.inference.detect import LANDMARKS, Detection, check_image
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agegender.predict import FaceResult, Predictor
+from agegender.inference.predict import FaceResult, Predictor
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
@@ -122,7 +122,7 @@ def predict_video(predictor: Predictor, source: str | int | os.PathLike, every: 
     probabilities. ``annotate``: write an annotated copy of the sampled frames (MP4)."""
     import cv2
 
-    from agegender.annotate import draw_results
+    from agegender.inference.annotate import draw_results
 
     src = int(source) if isinstance(source, int) or str(source).isdigit() else str(source)
     if isinstance(src, str) and not Path(src).is_file():

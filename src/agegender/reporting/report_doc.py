@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from agegender import report
+from agegender.reporting import report
 
 
 def build_report(run_paths: list[str | os.PathLike], out_dir: str | os.PathLike, *, faces: bool = True,
@@ -47,7 +47,7 @@ def build_report(run_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
 def face_analysis(name: str, run_dir: Path, results: dict, out: Path, threads: int | None,
                   log: Callable[[str], None] = print) -> list[str]:
     """Per-group accuracy, calibration and the Fig. 3 grid from the finished folds' held-out predictions."""
-    from agegender.analysis import breakdown, calibration, fold_predictions
+    from agegender.reporting.analysis import breakdown, calibration, fold_predictions
 
     finished = [f for f in results["folds"] if f.get("split") in ("test", "val")
                 and (run_dir / f"fold_{f['fold']}" / "checkpoint").exists()]

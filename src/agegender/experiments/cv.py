@@ -16,10 +16,10 @@ from agegender.config import ModelConfig, TrainConfig
 from agegender.data.faceset import FaceSet, build_faceset
 from agegender.data.folds import assign_folds, split_train_val
 from agegender.data.readers import Record
-from agegender.engine import bf16_supported, evaluate
 from agegender.metrics import headline_keys, mean_std
 from agegender.provenance import commit, machine_line
-from agegender.train import dist_info, fit
+from agegender.training.engine import bf16_supported, evaluate
+from agegender.training.train import dist_info, fit
 
 RESULTS = "results.json"
 

@@ -12,7 +12,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from agegender.checkpoint import (
+from agegender.config import ModelConfig, TrainConfig
+from agegender.data.faceset import FaceSet
+from agegender.metrics import headline_keys
+from agegender.models import count_parameters, create_model
+from agegender.training.checkpoint import (
     META,
     WEIGHTS,
     find_checkpoint,
@@ -22,11 +26,7 @@ from agegender.checkpoint import (
     read_meta,
     save_checkpoint,
 )
-from agegender.config import ModelConfig, TrainConfig
-from agegender.data.faceset import FaceSet
-from agegender.engine import bf16_supported, evaluate, fc_alive, to_tensors, train_eval_shift, train_one_epoch
-from agegender.metrics import headline_keys
-from agegender.models import count_parameters, create_model
+from agegender.training.engine import bf16_supported, evaluate, fc_alive, to_tensors, train_eval_shift, train_one_epoch
 
 CHECKPOINT_DIR = "checkpoint"
 LOG_FILE = "log.jsonl"
@@ -180,7 +180,7 @@ def _init_weights(source: str) -> tuple[dict[str, torch.Tensor], ModelConfig]:
         import onnx
         from onnx import numpy_helper
 
-        from agegender.predict import BUNDLED_MODELS, asset_path
+        from agegender.bundled import BUNDLED_MODELS, asset_path
 
         path = asset_path(BUNDLED_MODELS[source]) if source in BUNDLED_MODELS else Path(source)
         if not path.is_file():
@@ -208,9 +208,9 @@ def teacher_targets(folder: str, model_cfg: ModelConfig, train_set: FaceSet, cha
     """A teacher checkpoint's logits on every training face, keyed ``teacher:TASK`` (knowledge
     distillation). The teacher must have softmax heads for the student's softmax tasks and the same
     input size; it is run once, on the faces without augmentation."""
-    from agegender.checkpoint import load_checkpoint
-    from agegender.engine import predict_outputs
-    from agegender.losses import TEACHER
+    from agegender.training.checkpoint import load_checkpoint
+    from agegender.training.engine import predict_outputs
+    from agegender.training.losses import TEACHER
 
     teacher, meta = load_checkpoint(folder)
     tcfg = ModelConfig.from_dict(meta["model"])

@@ -12,12 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from agegender.augment import augment_batch
 from agegender.config import TrainConfig
 from agegender.data.faceset import FaceSet
 from agegender.decode import decode_task
-from agegender.losses import distill_loss, multitask_loss
 from agegender.metrics import accuracy_report
+from agegender.training.augment import augment_batch
+from agegender.training.losses import distill_loss, multitask_loss
 
 
 class TrainingDiverged(RuntimeError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
-from agegender.predict import FaceResult
+from agegender.inference.predict import FaceResult
 
 COLUMNS = ("path", "face", "box", "age_group", "p(age)", "gender", "p(gender)", "age_years")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agegender.checkpoint import load_checkpoint
+from agegender.training.checkpoint import load_checkpoint
 
 
 class TorchModel:

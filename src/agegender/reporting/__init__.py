@@ -1,0 +1,1 @@
+"""Reports from finished run folders: tables, per-group breakdowns, figures."""

@@ -1,0 +1,1 @@
+"""Training (needs torch): the epoch loop, losses, augmentation, checkpoints."""
