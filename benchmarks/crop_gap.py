@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from agegender.data.datasets import read_dataset
-from agegender.data.folds import assign_folds, split_train_val
+from agegender.data.folds import assign_folds, fold_split
 from agegender.data.readers import parse_utkface_name
 from agegender.inference.detect import Detection, create_detector
 from agegender.inference.predict import Predictor
@@ -43,11 +43,7 @@ def held_out_names(data: Path, run: Path, fold: int, tune_val: float | None) -> 
     k, seed = results.get("k", 5), results.get("fold_seed", 0)
     tune = tune_val if tune_val is not None else results.get("tune_val", 0.0)
     records, _ = read_dataset("utkface", str(data / "utkface"), verbose=False)
-    folds = np.array(assign_folds(records, k, seed=seed))
-    train_idx = np.flatnonzero(folds != fold)
-    if tune:
-        tr, _ = split_train_val([records[i] for i in train_idx], tune, seed=seed)
-        train_idx = train_idx[tr]
+    train_idx, _ = fold_split(records, assign_folds(records, k, seed=seed), fold, tune, seed)
     trained = {Path(records[i].path).name for i in train_idx}
     return {Path(r.path).name for r in records} - trained
 

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from agegender.inference.detect import BACKENDS, Detection, _iou_matrix, create_detector
+from agegender.inference.detect import BACKENDS, Detection, create_detector, iou_matrix
 from agegender.inference.framing import CROP_CALIBRATION, LANDMARK_CALIBRATION, face_crop_box, landmark_features
 
 cv2.setNumThreads(1)
@@ -173,7 +173,7 @@ def match(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, int]:
     """Greedy matching of score-sorted predictions to truths at IoU >= IOU_MATCH -> (hit per truth, FP)."""
     hit = np.zeros(len(truth), bool)
     fp = 0
-    iou = _iou_matrix(pred, truth) if len(pred) and len(truth) else np.zeros((len(pred), len(truth)))
+    iou = iou_matrix(pred, truth) if len(pred) and len(truth) else np.zeros((len(pred), len(truth)))
     for i in range(len(pred)):
         cand = np.where(~hit & (iou[i] >= IOU_MATCH))[0]
         if len(cand):
@@ -222,7 +222,7 @@ def fit_landmarks(dets: list[Detection], backend: str) -> dict | None:
 
     true = np.array([[CROP, CROP, CROP, CROP]], dtype=np.float64)
     n = np.arange(len(dets))
-    ious = np.concatenate([_iou_matrix(frames(fit(n % 2 == a), n % 2 != a), true)[:, 0] for a in (0, 1)])
+    ious = np.concatenate([iou_matrix(frames(fit(n % 2 == a), n % 2 != a), true)[:, 0] for a in (0, 1)])
     angle = np.degrees(np.arctan2(ex[:, 1], ex[:, 0]))
     roll = float(np.median(angle))
     return {"coefs": [tuple(float(round(c, 4)) for c in cs) for cs in fit(n >= 0)], "iou_cross": float(ious.mean()),
@@ -244,9 +244,9 @@ def calibrate(det, crops: list[np.ndarray]) -> dict:
             continue
         best.append(dets[0])  # best score among those centred on the face
         boxes.append(dets[0].box)
-        ious.append(float(_iou_matrix(crop_boxes(dets[:1], canvas.shape, det.name), true)[0, 0]))
+        ious.append(float(iou_matrix(crop_boxes(dets[:1], canvas.shape, det.name), true)[0, 0]))
         bare_det = Detection(dets[0].box, dets[0].score)  # no landmarks: the box frame
-        box_ious.append(float(_iou_matrix(crop_boxes([bare_det], canvas.shape, det.name), true)[0, 0]))
+        box_ious.append(float(iou_matrix(crop_boxes([bare_det], canvas.shape, det.name), true)[0, 0]))
     b = np.array(boxes, dtype=np.float64).reshape(-1, 4)
     centre = CROP * 1.5
     ious_arr, box_arr = np.array(ious), np.array(box_ious)

@@ -31,7 +31,8 @@ import numpy as np
 
 from agegender.data.datasets import read_dataset
 from agegender.data.faceset import build_faceset
-from agegender.data.folds import assign_folds, split_train_val
+from agegender.data.folds import assign_folds
+from agegender.data.folds import fold_split as folds_split
 from agegender.decode import softmax
 from agegender.labels import MISSING, age_group_strict
 from agegender.provenance import publish
@@ -45,12 +46,7 @@ def fold_split(records, k: int, fold_seed: int, fold: int, tune_val: float) -> t
     """(trained, scored): indices into ``records`` of the faces fold ``fold`` of a cv run trained on and
     scored, as `run_cv` chose them (for the main dataset and each ``--extra`` alike); with ``tune_val`` the
     scored faces are the validation split carved from the training part, and the rest is what it trained on."""
-    folds = np.array(assign_folds(records, k, seed=fold_seed))
-    train_idx, test_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
-    if tune_val > 0:
-        tr, va = split_train_val([records[i] for i in train_idx], tune_val, seed=fold_seed)
-        return train_idx[tr], train_idx[va]
-    return train_idx, test_idx
+    return folds_split(records, assign_folds(records, k, seed=fold_seed), fold, tune_val, fold_seed)
 
 
 def scored_indices(records, k: int, fold_seed: int, fold: int, tune_val: float) -> np.ndarray:

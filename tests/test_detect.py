@@ -19,11 +19,11 @@ from agegender.inference.detect import (
     Detection,
     _blazeface_file,
     _finish,
-    _iou_matrix,
     _rescale,
     _resize,
     _weighted_nms,
     create_detector,
+    iou_matrix,
 )
 from agegender.inference.framing import LANDMARK_CALIBRATION, crop_face, face_crop_box, face_roll
 
@@ -241,7 +241,7 @@ def test_blazeface_fast_finds_the_astronaut_where_the_default_does():
     (full,) = create_detector().detect(img)
     a = face_crop_box(fast, img.shape, "blazeface_fast")
     b = face_crop_box(full, img.shape, DEFAULT_BACKEND)
-    assert _iou_matrix(np.array([a], float), np.array([b], float))[0, 0] > 0.7
+    assert iou_matrix(np.array([a], float), np.array([b], float))[0, 0] > 0.7
 
 
 def test_input_side_is_only_for_the_short_range_net():

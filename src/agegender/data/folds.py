@@ -95,3 +95,25 @@ def split_train_val(records: list[Record], val_fraction: float, seed: int = 0) -
     val = [i for i, f in enumerate(folds) if f == 0]
     return train, val
 
+
+
+def scored_split(records: list[Record], train_idx, test_idx, tune_val: float = 0.0, seed: int = 0):
+    """(trained, scored) indices into ``records`` for one fold whose training part is ``train_idx``: the
+    test part as it is, or with ``tune_val`` > 0 a validation split of that fraction carved from the training
+    part (by subject, ``split_train_val``), the test part untouched. The one place this choice is made:
+    cv, the reports and the benchmarks that rebuild a fold's faces all call it."""
+    import numpy as np
+
+    train_idx, test_idx = np.asarray(train_idx), np.asarray(test_idx)
+    if tune_val > 0:
+        tr, va = split_train_val([records[i] for i in train_idx], tune_val, seed=seed)
+        return train_idx[tr], train_idx[va]
+    return train_idx, test_idx
+
+
+def fold_split(records: list[Record], folds, fold: int, tune_val: float = 0.0, seed: int = 0):
+    """``scored_split`` of fold ``fold`` under the fold assignment ``folds`` (one fold index per record)."""
+    import numpy as np
+
+    folds = np.asarray(folds)
+    return scored_split(records, np.flatnonzero(folds != fold), np.flatnonzero(folds == fold), tune_val, seed)

@@ -20,7 +20,7 @@ from pathlib import Path
 from agegender.config import ModelConfig, TrainConfig
 from agegender.data.readers import Record
 from agegender.experiments.cv import RESULTS, run_cv
-from agegender.metrics import mean_std
+from agegender.metrics import format_mean_std, mean_std
 
 
 @dataclass(frozen=True)
@@ -91,10 +91,7 @@ def _cell(folds: list[dict], key: str) -> str:
     values = [f["metrics"][key] for f in folds if key in f["metrics"]]
     if not values:
         return ""
-    if len(values) == 1:  # one fold: no spread to show
-        return f"{values[0]:.1f}"
-    s = mean_std(values)
-    return f"{s['mean']:.1f} ± {s['std']:.1f}"
+    return format_mean_std(mean_std(values))
 
 
 def _pct(metrics: dict, key: str) -> str:

@@ -14,9 +14,9 @@ import numpy as np
 
 from agegender.config import ModelConfig, TrainConfig
 from agegender.data.faceset import FaceSet, build_faceset
-from agegender.data.folds import assign_folds, split_train_val
+from agegender.data.folds import assign_folds, fold_split, scored_split
 from agegender.data.readers import Record
-from agegender.metrics import headline_keys, mean_std
+from agegender.metrics import curve_rows, summarize
 from agegender.provenance import commit, machine_line
 from agegender.training.engine import bf16_supported, evaluate
 from agegender.training.train import dist_info, fit
@@ -105,17 +105,12 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
             continue
         if fold_results:
             write_summary()
-        train_idx, test_idx = splits[fold]
-        split = "test"
-        if tune_val > 0:
-            tr, va = split_train_val([records[i] for i in train_idx], tune_val, seed=fold_seed)
-            train_idx, test_idx, split = train_idx[tr], train_idx[va], "val"
+        train_idx, test_idx = scored_split(records, *splits[fold], tune_val, fold_seed)
+        split = "val" if tune_val > 0 else "test"
         extra_parts = []  # (name, faces, training indices, scored indices) of each extra for this fold
         for name, extra_records, extra_faces, f in extra_sets:
-            extra_train, extra_eval = np.flatnonzero(f != fold), np.flatnonzero(f == fold)
-            if tune_val > 0:  # the extra's test people stay untouched too: score people carved from its training part
-                tr, va = split_train_val([extra_records[i] for i in extra_train], tune_val, seed=fold_seed)
-                extra_train, extra_eval = extra_train[tr], extra_train[va]
+            # with tune_val the extra's test people stay untouched too: score people carved from its training part
+            extra_train, extra_eval = fold_split(extra_records, f, fold, tune_val, fold_seed)
             extra_parts.append((name, extra_faces, extra_train, extra_eval))
         train_set = faces.subset(train_idx)
         if extra_parts:
@@ -172,31 +167,6 @@ def run_fold(run: str | os.PathLike, fold: int, k: int, fold_seed: int, role: st
             raise ValueError(f"{role} run {run}: folds k={info.get('k')} seed={info.get('fold_seed')}, this run "
                              f"k={k} seed={fold_seed}: its fold {fold} may have trained on this fold's test faces")
     return run / f"fold_{fold}" / "checkpoint"
-
-
-def curve_rows(history: list[dict]) -> list[dict]:
-    """The per-epoch numbers a results file keeps: loss, evaluation, train/eval shift, live FC units."""
-    return [{k: v for k, v in h.items() if k.startswith(("eval_", "loss", "shift_", "alive_")) or k == "epoch"}
-            for h in history]
-
-
-def summarize(fold_results: list[dict]) -> dict:
-    """Mean +- std over folds of each headline metric, and the summed confusion matrices."""
-    if not fold_results:
-        return {}
-    summary = {}
-    for key in headline_keys(fold_results[0]["metrics"]):
-        summary[key] = mean_std([r["metrics"][key] for r in fold_results])
-    for key in ("gender_confusion", "age_confusion", "age_strict_confusion"):
-        if key in fold_results[0]["metrics"]:
-            summary[key] = np.sum([r["metrics"][key] for r in fold_results], axis=0).tolist()
-    names = sorted({name for r in fold_results for name in r.get("extra_metrics", {})})
-    for name in names:  # held-out parts of --extra datasets, e.g. CelebA people never trained on
-        scored = [r["extra_metrics"][name] for r in fold_results if name in r.get("extra_metrics", {})]
-        summary.setdefault("extra", {})[name] = {key: mean_std([m[key] for m in scored])
-                                                 for key in headline_keys(scored[0])}
-    summary["folds_done"] = sorted(r["fold"] for r in fold_results)
-    return summary
 
 
 def format_summary(summary: dict) -> str:

@@ -215,7 +215,7 @@ def _blazeface_anchors(side: int | tuple[int, int], strides: tuple[int, ...], pe
     return np.concatenate(out).astype(np.float32)  # (num_anchors, 2) normalised x, y
 
 
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of x, y, w, h boxes: (N, 4), (M, 4) -> (N, M)."""
     ix = np.clip(np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2])
                  - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
@@ -233,7 +233,7 @@ def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> tuple[np
     boxes, scores = boxes[order], scores[order]
     keep_b, keep_s = [], []
     alive = np.ones(len(scores), bool)
-    overlaps = _iou_matrix(boxes[:, :4], boxes[:, :4])
+    overlaps = iou_matrix(boxes[:, :4], boxes[:, :4])
     for i in range(len(scores)):
         if not alive[i]:
             continue
@@ -424,7 +424,7 @@ class BlazeFaceDetector:
             # pictures, and it cost 1.9 ms a 640x480 photo); its boxes are framed a little differently,
             # so they are never averaged with the full-range ones.
             b, sc = _weighted_nms(*self._close_up._run(small), self._nms_iou)
-            new = _iou_matrix(b[:, :4], boxes[:, :4]).max(axis=1, initial=0.0) <= self._nms_iou
+            new = iou_matrix(b[:, :4], boxes[:, :4]).max(axis=1, initial=0.0) <= self._nms_iou
             boxes, scores = np.concatenate([boxes, b[new]]), np.concatenate([scores, sc[new]])
         return boxes.reshape(-1, 16), scores
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from agegender.labels import AGE_GROUPS, GENDERS, MISSING, RACES, age_group_strict
-from agegender.metrics import expected_calibration_error
+from agegender.metrics import expected_calibration_error, pct
 
 PREDICTIONS = "predictions.npz"
 
@@ -37,20 +37,16 @@ class FoldPredictions:
 def held_out_records(results: dict, fold_result: dict):
     """The records a fold was scored on, rebuilt the way run_cv chose them."""
     from agegender.data.datasets import read_dataset
-    from agegender.data.folds import assign_folds, split_train_val
+    from agegender.data.folds import assign_folds, fold_split
 
     info = results["dataset"]
     if info.get("protocol") == "levi":
         raise ValueError("per-face predictions of a Levi-list run are not rebuilt; rerun with the fold protocol")
     records, _ = read_dataset(info["dataset"], info["root"], image_root=info.get("image_root"), verbose=False)
-    folds = np.array(assign_folds(records, results["k"], seed=results["fold_seed"]))
+    folds = assign_folds(records, results["k"], seed=results["fold_seed"])
     fold = fold_result["fold"]
-    if fold_result["split"] == "val":
-        train_idx = np.flatnonzero(folds != fold)
-        _, va = split_train_val([records[i] for i in train_idx], results["tune_val"], seed=results["fold_seed"])
-        index = train_idx[va]
-    else:
-        index = np.flatnonzero(folds == fold)
+    tune_val = results["tune_val"] if fold_result["split"] == "val" else 0.0
+    _, index = fold_split(records, folds, fold, tune_val, results["fold_seed"])
     if len(index) != fold_result["n_eval"]:
         raise ValueError(f"fold {fold}: rebuilt {len(index)} held-out faces but the run scored "
                          f"{fold_result['n_eval']}: the data under {info['root']} changed")
@@ -137,4 +133,4 @@ def calibration(preds: list[FoldPredictions]) -> dict[str, float]:
 
 
 def _pct(hits: np.ndarray) -> float | None:
-    return float(100.0 * hits.mean()) if hits.size else None
+    return pct(hits, empty=None)

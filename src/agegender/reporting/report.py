@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from agegender.labels import AGE_GROUPS, GENDERS
+from agegender.metrics import format_mean_std
 
 METRICS = (("gender_acc", "gender"), ("age_strict_exact", "age exact (strict)"),
            ("age_strict_1off", "age 1-off (strict)"), ("age_exact", "age exact (nearest)"),
@@ -33,7 +34,7 @@ def load_run(run_dir: str | os.PathLike) -> dict:
         folds = [_in_progress(p) for p in sorted(run.glob("fold_*/checkpoint/meta.json"))]
     if not folds:
         raise FileNotFoundError(f"{run_dir}: no results.json and no finished folds")
-    from agegender.experiments.cv import summarize
+    from agegender.metrics import summarize
 
     return {"folds": folds, "summary": summarize(folds), "command": "", "train": {}, "model": {}}
 
@@ -41,7 +42,7 @@ def load_run(run_dir: str | os.PathLike) -> dict:
 def _mean_cell(v: dict | None) -> str:
     if not v:
         return "-"
-    return f"{v['mean']:.1f} ± {v['std']:.1f}" if v["n"] > 1 else f"{v['mean']:.1f}"  # one fold: no spread
+    return format_mean_std(v)
 
 
 def extra_columns(runs: dict[str, dict]) -> list[tuple[str, str]]:
@@ -136,7 +137,7 @@ def plot_curves(runs: dict[str, dict], out_png: str | os.PathLike) -> None:
 
 def _in_progress(meta_path: Path) -> dict:
     """A fold still training: its curve so far from the checkpoint's history, marked in progress."""
-    from agegender.experiments.cv import curve_rows
+    from agegender.metrics import curve_rows
 
     meta = json.loads(meta_path.read_text())
     history = meta.get("history", [])
