@@ -716,6 +716,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.command_line = "agegender " + shlex.join(_without_only_folds(argv))  # recorded in results and docs
+    from agegender.console import show_messages
+
+    show_messages()
     try:
         return args.func(args)
     except BrokenPipeError:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from agegender.console import progress_bar
 from agegender.preprocess import load_face
 
 PREPROCESS_VERSION = 3  # 2: resize_face became bicubic + JPEG q75 (was bilinear); 3: non-square crops padded square
@@ -67,6 +67,4 @@ def load_images(paths: list[str], size: int, tag: str = "images", workers: int |
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr, leave=False, mininterval=1.0)
+    return progress_bar(total, desc, enabled)

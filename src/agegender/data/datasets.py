@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+from agegender.console import log
 from agegender.data.folds import dedupe_identical
 from agegender.data.readers import (
     ReadReport,
@@ -46,7 +46,7 @@ def read_dataset(name: str, root: str, *, image_root: str | None = None, skip_mi
     info["read"] = {"rows": report.rows, "kept": report.kept, "rules": dict(report.rules),
                     "problems": len(report.problems), "records": len(records)}
     if verbose:
-        print(report.summary(), file=sys.stderr)
+        log.info(report.summary())
     return records, info
 
 

@@ -9,10 +9,10 @@
 from __future__ import annotations
 
 import hashlib
-import sys
 from collections import defaultdict
 from dataclasses import replace
 
+from agegender.console import log
 from agegender.data.readers import Record
 
 
@@ -45,9 +45,8 @@ def dedupe_identical(records: list[Record], digests: list[str] | None = None) ->
                 continue
         kept.extend(replace(m, group="sha1:" + digest) for m in members)
     if stats["conflicting_groups"]:
-        print(f"dropped {stats['conflicting_groups']} groups of identical images with conflicting labels "
-              f"({stats['dropped_records']} files); {stats['duplicate_groups']} identical groups in all",
-              file=sys.stderr)
+        log.warning(f"dropped {stats['conflicting_groups']} groups of identical images with conflicting labels "
+                    f"({stats['dropped_records']} files); {stats['duplicate_groups']} identical groups in all")
     return kept, stats
 
 

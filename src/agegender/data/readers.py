@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import csv
 import os
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agegender.console import log
 from agegender.labels import (
     AGE_GROUPS,
     GENDERS,
@@ -100,7 +100,7 @@ def read_utkface(root: str | os.PathLike, report: ReadReport | None = None) -> l
         records.append(Record(str(path), labels, group=path.name))
     report.kept = len(records)
     for problem in report.problems[:5]:
-        print(f"warning: skipped {problem}", file=sys.stderr)
+        log.warning(f"warning: skipped {problem}")
     return records
 
 
@@ -303,6 +303,6 @@ def check_files(records: list[Record], skip_missing: bool = False) -> list[Recor
         raise FileNotFoundError(
             f"{len(missing)} of {len(records)} images named in the labels are missing, first:\n  {first}\n"
             "(pass --skip-missing to train on the rest)")
-    print(f"warning: skipping {len(missing)} of {len(records)} records whose image is missing", file=sys.stderr)
+    log.warning(f"warning: skipping {len(missing)} of {len(records)} records whose image is missing")
     gone = set(missing)
     return [r for r in records if r.path not in gone]

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 
@@ -13,6 +12,7 @@ import torch
 from torch import nn
 
 from agegender.config import TrainConfig
+from agegender.console import progress_bar
 from agegender.data.faceset import FaceSet
 from agegender.decode import decode_task
 from agegender.metrics import accuracy_report
@@ -200,6 +200,4 @@ def fc_alive(model: nn.Module, images: torch.Tensor, n: int = 256, seed: int = 0
 
 
 def _bar(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr, leave=False, mininterval=2.0)
+    return progress_bar(total, desc, enabled, mininterval=2.0)
