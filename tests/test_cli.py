@@ -72,13 +72,13 @@ def test_train_then_bad_paths_give_clear_errors(tmp_path, capsys):
 
 
 def test_other_input_size_trains_exports_and_predicts(tmp_path, capsys):
-    """--input-size reaches the model, the cache, the export and prediction; --shift the augmentation."""
+    """--input-size reaches the model, the cache, the export and prediction; --set shift=3 the augmentation."""
     from agegender import Predictor
 
     root = make_utkface(tmp_path / "utk", n=16, size=40).parent
     out = tmp_path / "model"
     assert main(["train", "--dataset", "utkface", "--data-root", str(root), "--head", "cls", "--input-size", "48",
-                 "--shift", "3", "--epochs", "1", "--batch-size", "8", "--threads", "1", "--no-progress",
+                 "--set", "shift=3", "--epochs", "1", "--batch-size", "8", "--threads", "1", "--no-progress",
                  "--out", str(out)]) == 0
     meta = json.loads((out / "checkpoint" / "meta.json").read_text())
     assert meta["model"]["input_size"] == 48 and meta["train"]["shift"] == 3

@@ -19,12 +19,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--input-size", type=int, default=64,
                    help="side of the square face input in pixels (default 64, the paper's)")
     _add_fc_norm_arg(g)
-    g.add_argument("--dropout", type=float, default=0.5, help="dropout after each FC layer (default 0.5, the paper's)")
     g.add_argument("--age-bins", type=int, default=0,
                    help="age as one softmax over the years 0..N-1 (e.g. 101; needs the age_years task): age in "
                         "years is its expected value and the 8 age groups are summed from it (default 0: off)")
-    g.add_argument("--fc-branches", action="store_true",
-                   help="one FC stack per task after the shared conv trunk (paper net; default: one shared stack)")
 
 
 def _add_fc_norm_arg(g) -> None:
@@ -50,11 +47,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float)
     g.add_argument("--lr-steps", help="comma-separated epochs at which lr is divided by 10")
-    g.add_argument("--warmup-epochs", type=float)
     g.add_argument("--grad-clip", type=float)
-    g.add_argument("--weight-decay", type=float)
-    g.add_argument("--no-augment", action="store_true")
-    g.add_argument("--shift", type=int, help="largest random shift of the augmentation, in pixels (default 4)")
     g.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                    help="bf16 autocast (used only where the CPU has native bf16)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
@@ -70,8 +63,6 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                                   "finished cv run with the same folds (fold K starts from its fold K); pair with "
                                   "--recipe finetune or wild-finetune. An 8-group age head may grow into a years "
                                   "head (--age-bins)")
-    g.add_argument("--distill-weight", type=float, help="weight of the teacher term (default 0.5)")
-    g.add_argument("--distill-temperature", type=float, help="softmax temperature (default 2)")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any training or model setting of the recipe, e.g. --set weight_decay=1e-4 "
                         "--set lr_step_epochs=20,25 --set augment_policy=wild --set probe_dead_units=true "
@@ -102,12 +93,8 @@ def _flag_train_config(args):
 
     steps = tuple(float(s) for s in args.lr_steps.split(",") if s) if args.lr_steps else None
     return recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                  lr_step_epochs=steps, warmup_epochs=args.warmup_epochs, grad_clip=args.grad_clip,
-                  weight_decay=args.weight_decay, augment=False if args.no_augment else None,
-                  shift=getattr(args, "shift", None),
+                  lr_step_epochs=steps, grad_clip=args.grad_clip,
                   bf16=args.bf16, channels_last=args.channels_last, threads=args.threads, seed=args.seed,
-                  distill_weight=getattr(args, "distill_weight", None),
-                  distill_temperature=getattr(args, "distill_temperature", None),
                   teacher=getattr(args, "teacher", None) if getattr(args, "command", "") == "train" else None,
                   init=getattr(args, "init", None) if getattr(args, "command", "") == "train" else None,
                   task_weights=_task_weights(getattr(args, "task_weights", None), _tasks(args)))
@@ -142,8 +129,7 @@ def _configs(args):
     model_set, _ = parse_overrides(getattr(args, "set", None))
     model_cfg = ModelConfig(**{**dict(arch=args.arch, head=args.head, tasks=_tasks(args),
                                       conv_layers=args.conv_layers, input_size=args.input_size,
-                                      fc_norm=_fc_norm(args), fc_branches=args.fc_branches, dropout=args.dropout,
-                                      age_bins=args.age_bins), **model_set})
+                                      fc_norm=_fc_norm(args), age_bins=args.age_bins), **model_set})
     return model_cfg, _train_config(args)
 
 

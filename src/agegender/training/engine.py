@@ -95,7 +95,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: 
         if not math.isfinite(loss_value):
             raise TrainingDiverged(
                 f"non-finite loss ({loss_value}) at epoch {epoch + 1}, step {step + 1} (lr "
-                f"{optimizer.param_groups[0]['lr']:.4g}); lower --lr, add --warmup-epochs or --grad-clip")
+                f"{optimizer.param_groups[0]['lr']:.4g}); lower --lr, add --set warmup_epochs=1 or --grad-clip")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if after_step is not None:
