@@ -380,7 +380,7 @@ def write_report(path: Path, args, argv: list[str], scenes, n_crops, results, ca
         "found: share of crops with a detection centred inside the crop; found bare: share of the crops alone "
         "(not padded: the face fills the picture) with any detection. Fitted: medians of crop side / "
         "sqrt(box w * h) (and / w, / h) and of the crop centre's offset from the box centre in box units. "
-        "The stored constants (`CROP_CALIBRATION` and `LANDMARK_CALIBRATION` in `src/agegender/inference/framing.py`) "
+        "The stored constants (`CROP` and `LANDMARK` in each backend's module, `src/agegender/inference/detect/*.py`) "
         "give the IoU columns: mean IoU with the true crop of the box frame alone (IoU box) and of "
         "`face_crop_box` (the landmark frame where the backend has one) over the crops found, and over all "
         "crops (a miss counts 0). The box constants are fitted and scored on the same crops (3 medians over "

@@ -24,7 +24,8 @@ from agegender.data.datasets import read_dataset
 from agegender.data.faceset import build_faceset
 from agegender.models import create_model
 from agegender.provenance import machine_line, write_section
-from agegender.training.engine import augment, bf16_supported, to_tensors
+from agegender.training.augment import flip_shift as augment
+from agegender.training.engine import bf16_supported, to_tensors
 from agegender.training.losses import multitask_loss
 
 

