@@ -36,6 +36,7 @@ from agegender.data.folds import fold_split as folds_split
 from agegender.decode import softmax
 from agegender.labels import MISSING, age_group_strict
 from agegender.provenance import publish
+from agegender.rundir import RunDir
 from agegender.training.checkpoint import load_checkpoint
 from agegender.training.engine import predict_outputs
 
@@ -153,7 +154,7 @@ def train_fit_table(args, records, names: list[str], setup: tuple, gender: np.nd
              "| run | gender % on its training faces | aged 0-12 / 13-19 / 20+ | gender % held out "
              "| aged 0-12 / 13-19 / 20+ | gap, all / 0-12 / 20+ |", "|---|---:|---:|---:|---:|---:|"]
     for run, name, probs in zip(map(Path, args.runs), names, all_probs):
-        fit = run_probs(run / f"fold_{args.fold}" / "checkpoint", chosen, args.threads)["plain"]["gender"]
+        fit = run_probs(RunDir(run).fold_checkpoint(args.fold), chosen, args.threads)["plain"]["gender"]
         fit = fit.argmax(1) == g
         held = probs["plain"]["gender"].argmax(1) == gender
         gaps = [100 * (fit[m1].mean() - held[m2].mean()) for m1, m2 in
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     setups, names, fold_results = set(), [], []
     for run in map(Path, args.runs):
         info = json.loads((run / "results.json").read_text())
-        done = run / f"fold_{args.fold}" / "results.json"
+        done = RunDir(run).fold_results(args.fold)
         if not done.is_file():
             raise SystemExit(f"{run}: fold {args.fold} is not finished")
         setups.add((info["k"], info["fold_seed"], info.get("tune_val", 0.0)))
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---:|---:|---:|---:|" + ("---:|" if args.celeba else "")]
     all_probs, all_celeba_probs, reference = [], [], None
     for run, name, fold_result in zip(map(Path, args.runs), names, fold_results):
-        checkpoint = run / f"fold_{args.fold}" / "checkpoint"
+        checkpoint = RunDir(run).fold_checkpoint(args.fold)
         probs = run_probs(checkpoint, chosen, args.threads)
         all_probs.append(probs)
         celeba_probs = None
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(row(label + (", mirror" if variant == "mirror" else ""),
                              mean, gender, age, years, reference, cell)[0])
         print(lines[-2], lines[-1], sep="\n", file=sys.stderr, flush=True)
-    first, second = (Path(r) / f"fold_{args.fold}" / "checkpoint" for r in args.runs[:2]) if mixes else (None, None)
+    first, second = (RunDir(r).fold_checkpoint(args.fold) for r in args.runs[:2]) if mixes else (None, None)
     clean = args.celeba and not any(map(trained_on_celeba_scored, fold_results[:2]))
     for a in mixes:
         probs = run_probs(first, chosen, args.threads, mix=(second, a))

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from agegender.config import ModelConfig, TrainConfig
 from agegender.data.readers import Record
-from agegender.experiments.cv import RESULTS, run_cv
+from agegender.experiments.cv import run_cv
 from agegender.metrics import format_mean_std, mean_std
+from agegender.rundir import RESULTS
 
 
 @dataclass(frozen=True)

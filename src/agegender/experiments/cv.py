@@ -18,10 +18,9 @@ from agegender.data.folds import assign_folds, fold_split, scored_split
 from agegender.data.readers import Record
 from agegender.metrics import curve_rows, summarize
 from agegender.provenance import commit, machine_line
+from agegender.rundir import RunDir
 from agegender.training.engine import bf16_supported, evaluate
 from agegender.training.train import dist_info, fit
-
-RESULTS = "results.json"
 
 
 def run_info() -> dict:
@@ -77,7 +76,7 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
         still going (or was stopped) can be reported on. Folds finished meanwhile by a parallel run
         (``--only-folds`` on another core) are read back from disk, so neither run drops the other's."""
         for f in range(k):
-            other = out / f"fold_{f}" / RESULTS
+            other = RunDir(out).fold_results(f)
             if f not in fold_results and other.is_file():
                 fold_results[f] = json.loads(other.read_text())
         results = {
@@ -89,12 +88,12 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
             "wall_seconds_this_session": time.perf_counter() - t0, **run_info(),
         }
         if rank == 0:
-            write_json(out / RESULTS, results)
+            write_json(RunDir(out).results, results)
         return results
 
     for fold in range(k):
-        fold_dir = out / f"fold_{fold}"
-        done = fold_dir / RESULTS
+        fold_dir = RunDir(out).fold(fold)
+        done = RunDir(out).fold_results(fold)
         selected = only_folds is None or fold in only_folds
         if done.is_file():  # finished earlier (or by a parallel run): still part of the summary
             if selected:
@@ -156,17 +155,17 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
 def run_fold(run: str | os.PathLike, fold: int, k: int, fold_seed: int, role: str = "teacher") -> Path:
     """The checkpoint of another cv run's fold ``fold`` (a teacher, or the weights to start from), after
     checking it is finished and split alike, so that it never saw this fold's test faces."""
-    run = Path(run)
-    done = run / f"fold_{fold}" / RESULTS
+    run = RunDir(run)
+    done = run.fold_results(fold)
     if not done.is_file():
         raise FileNotFoundError(f"{role} run {run}: fold {fold} is not finished ({done} missing)")
-    summary = run / RESULTS
+    summary = run.results
     if summary.is_file():
         info = json.loads(summary.read_text())
         if (info.get("k"), info.get("fold_seed")) != (k, fold_seed):
             raise ValueError(f"{role} run {run}: folds k={info.get('k')} seed={info.get('fold_seed')}, this run "
                              f"k={k} seed={fold_seed}: its fold {fold} may have trained on this fold's test faces")
-    return run / f"fold_{fold}" / "checkpoint"
+    return run.fold_checkpoint(fold)
 
 
 def format_summary(summary: dict) -> str:

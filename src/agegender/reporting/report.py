@@ -8,6 +8,7 @@ from pathlib import Path
 
 from agegender.labels import AGE_GROUPS, GENDERS
 from agegender.metrics import format_mean_std
+from agegender.rundir import RunDir
 
 METRICS = (("gender_acc", "gender"), ("age_strict_exact", "age exact (strict)"),
            ("age_strict_1off", "age 1-off (strict)"), ("age_exact", "age exact (nearest)"),
@@ -29,9 +30,9 @@ def load_run(run_dir: str | os.PathLike) -> dict:
     path = run / "results.json" if run.is_dir() else run
     if path.is_file():
         return json.loads(path.read_text())
-    folds = [json.loads(p.read_text()) for p in sorted(run.glob("fold_*/results.json"))]
+    folds = [json.loads(p.read_text()) for p in RunDir(run).finished_folds()]
     if not folds:
-        folds = [_in_progress(p) for p in sorted(run.glob("fold_*/checkpoint/meta.json"))]
+        folds = [_in_progress(p) for p in RunDir(run).checkpoint_metas()]
     if not folds:
         raise FileNotFoundError(f"{run_dir}: no results.json and no finished folds")
     from agegender.metrics import summarize

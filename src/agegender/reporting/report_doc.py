@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agegender.reporting import report
+from agegender.rundir import RunDir
 
 
 def build_report(run_paths: list[str | os.PathLike], out_dir: str | os.PathLike, *, faces: bool = True,
@@ -50,7 +51,7 @@ def face_analysis(name: str, run_dir: Path, results: dict, out: Path, threads: i
     from agegender.reporting.analysis import breakdown, calibration, fold_predictions
 
     finished = [f for f in results["folds"] if f.get("split") in ("test", "val")
-                and (run_dir / f"fold_{f['fold']}" / "checkpoint").exists()]
+                and RunDir(run_dir).fold_checkpoint(f["fold"]).exists()]
     kept = out / f"{name}_faces.json"
     if kept.is_file() and (out / f"{name}_examples.png").is_file():
         saved = json.loads(kept.read_text())
