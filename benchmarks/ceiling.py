@@ -115,11 +115,9 @@ def macs_per_face(path) -> float:
             total += float(np.prod(out)) * float(np.prod(w[1:]))
         elif node.op_type in ("Gemm", "MatMul", "QLinearMatMul", "MatMulInteger"):
             a = shapes[node.input[0]]
-            b = shapes[node.input[3 if node.op_type == "QLinearMatMul" else 1]]
             out = shapes[node.output[0]]
             k = a[-1] if node.op_type != "Gemm" or not any(x.name == "transA" and x.i for x in node.attribute) else a[0]
             total += float(np.prod(out)) * k
-            del b
     return total
 
 
