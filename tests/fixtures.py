@@ -153,10 +153,29 @@ def composed_photos(folder: Path, n: int = 36) -> list[Path]:
     return paths
 
 
+def _damaged_jpeg(raw: bytes) -> bytes:
+    """The first of a fixed sequence of 3-bit-flip copies of ``raw`` that PIL's full decode refuses."""
+    import io
+    import random
+
+    rng = random.Random(0)
+    for _ in range(1000):
+        data = bytearray(raw)
+        for _ in range(3):
+            i = rng.randrange(len(data) // 3, len(data) - 2)
+            data[i] ^= 1 << rng.randrange(8)
+        try:
+            with Image.open(io.BytesIO(bytes(data))) as im:
+                im.load()
+        except (OSError, SyntaxError, ValueError):
+            return bytes(data)
+    raise AssertionError("no refused bit-flip found")
+
+
 def hostile_corpus(folder: Path) -> dict[str, str]:
     """Files a user's folder may hold, good and bad: {file name: "ok" or the kind of failure expected}.
 
-    Truncated, zero-byte, non-image, a decompression bomb, CMYK / 16-bit / palette / alpha, the 8 EXIF
+    Truncated, bit-flipped, zero-byte, non-image, a decompression bomb, CMYK / 16-bit / palette / alpha, the 8 EXIF
     orientations, animated GIF, multi-page TIFF, 1x1, a large photo, 50 faces in one picture, odd names."""
     import io
     import struct
@@ -178,6 +197,7 @@ def hostile_corpus(folder: Path) -> dict[str, str]:
     full = io.BytesIO()
     face.save(full, "JPEG")
     save("truncated.jpg", "bad", data=full.getvalue()[: len(full.getvalue()) // 3])
+    save("bitflip.jpg", "bad", data=_damaged_jpeg(full.getvalue()))
     save("zero.jpg", "bad", data=b"")
     save("text.png", "bad", data=b"hello, I am not a picture\n" * 10)
     # a PNG header claiming 100000 x 100000 pixels: refused before any pixel is decoded

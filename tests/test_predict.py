@@ -68,24 +68,62 @@ def test_exif_orientation_is_applied(tmp_path):
     assert load_image(tmp_path / "rot.jpg").shape == (40, 20, 3)
 
 
-def test_plain_jpegs_take_the_opencv_path_with_the_same_pixels(tmp_path, monkeypatch):
-    import cv2
+def test_plain_jpegs_take_the_fast_path_with_the_same_pixels(tmp_path, monkeypatch):
+    import simplejpeg
 
     calls = []
-    imdecode = cv2.imdecode
-    monkeypatch.setattr(cv2, "imdecode", lambda *a: calls.append(1) or imdecode(*a))
+    decode = simplejpeg.decode_jpeg
+    monkeypatch.setattr(simplejpeg, "decode_jpeg", lambda *a, **k: calls.append(1) or decode(*a, **k))
     face = face_image(3, 120)
     face.save(tmp_path / "rgb.jpg", quality=90)
     face.convert("L").save(tmp_path / "grey.jpg")
+    face.save(tmp_path / "prog.jpg", progressive=True, subsampling="4:4:4")
     (tmp_path / "tail.jpg").write_bytes((tmp_path / "rgb.jpg").read_bytes() + b"camera data")
-    for name, fast in (("rgb.jpg", True), ("grey.jpg", True), ("tail.jpg", False)):
+    for name in ("rgb.jpg", "grey.jpg", "prog.jpg", "tail.jpg"):
         calls.clear()
         with Image.open(tmp_path / name) as im:
             want = np.asarray(im.convert("RGB"))
         got = load_image(tmp_path / name)
         assert got.shape == (120, 120, 3) and got.dtype == np.uint8, name
         assert np.array_equal(got, want), name  # same libjpeg-turbo pixels on either path
-        assert bool(calls) == fast, name  # data after the EOI marker -> PIL
+        assert calls, name
+
+
+def test_damaged_jpegs_are_accepted_or_refused_exactly_as_a_full_pil_decode_does(tmp_path):
+    """Bit flips in the compressed data: the fast path must never hand back pixels that PIL's full
+    decode refuses (OpenCV's decoder did, filling the damage with garbage), and where PIL accepts a
+    file the pixels must be PIL's."""
+    import random
+
+    clean = tmp_path / "clean.jpg"
+    face_image(4, 160).save(clean, quality=85)
+    raw = clean.read_bytes()
+    rng = random.Random(0)
+    outcomes = {"accepted": 0, "refused": 0}
+    for k in range(120):
+        data = bytearray(raw)
+        for _ in range(3):
+            i = rng.randrange(len(data) // 3, len(data) - 2)
+            data[i] ^= 1 << rng.randrange(8)
+        path = tmp_path / f"flip_{k}.jpg"
+        path.write_bytes(bytes(data))
+        try:
+            with Image.open(path) as im:
+                want = np.asarray(im.convert("RGB"))
+        except (OSError, SyntaxError, ValueError):
+            want = None
+        if want is None:
+            with pytest.raises(ImageError, match=f"flip_{k}.jpg"):
+                load_image(path)
+            outcomes["refused"] += 1
+        else:
+            assert np.array_equal(load_image(path), want), path.name
+            outcomes["accepted"] += 1
+    assert outcomes["refused"] >= 1 and outcomes["accepted"] >= 1, outcomes  # both kinds were exercised
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ImageError, match="truncated.jpg"):
+        load_image(truncated)
 
 
 def test_resize_face_makes_a_crop_like_the_utkface_64px_files(tmp_path):
