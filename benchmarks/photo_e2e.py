@@ -55,7 +55,7 @@ def median_ms(fn, runs: int) -> float:
 
 
 def pil_decode(path: Path) -> np.ndarray:
-    """The baseline decode (load_image before its OpenCV JPEG path): PIL, EXIF turn, RGB, array."""
+    """The baseline decode (load_image before its fast JPEG path): PIL, EXIF turn, RGB, array."""
     with Image.open(path) as im:
         return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
 
