@@ -70,7 +70,8 @@ def main() -> None:
         rows.append(("serve, one multipart request (detection)", tally(out["results"], kinds), False, resp.status))
         modified = sum(before[n] != h for n, h in digests(folder).items())
     n_bad = sum(k == "bad" for k in kinds.values())
-    lines = [f"{len(kinds)} files ({n_bad} bad: truncated, bit-flipped, zero-byte, not an image, a 100000x100000 PNG bomb; "
+    lines = [f"{len(kinds)} files ({n_bad} bad: truncated, bit-flipped, zero-byte, not an image, "
+             "a 100000x100000 PNG bomb; "
              f"{len(kinds) - n_bad} good: CMYK, 16-bit, palette, alpha, 8 EXIF orientations, animated GIF, "
              "2-page TIFF, 1x1, 4000x3000, 50 faces in one picture, odd names). The good ones are generated "
              "faces: the detector need not find them, and `--aligned` reads each as one face.", "",

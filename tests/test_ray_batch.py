@@ -50,7 +50,7 @@ def test_predict_ray_gives_predicts_records_as_jsonl_and_parquet(photos, local_r
         assert got[name]["gender"] == r["gender"] and got[name]["age_group"] == r["age_group"]
         assert got[name]["box"] == pytest.approx(r["box"], abs=0.2)
         assert got[name]["age_group_probs"] == pytest.approx(r["age_group_probs"], abs=1e-4)
-    assert main(["predict-ray", str(photos), "--out", str(tmp_path / "parquet")]) == 1
+    assert main(["predict-ray", str(photos), "--out", str(tmp_path / "parquet"), "--readers", "2"]) == 1
     table = pq.read_table(tmp_path / "parquet").to_pylist()
     assert len(table) == 11 and sum(r["error"] is not None for r in table) == 1
     assert main(["predict-ray", str(photos), "--out", str(tmp_path / "out.jsonl")]) == 2  # exists: not replaced

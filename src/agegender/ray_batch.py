@@ -18,6 +18,9 @@ from pathlib import Path
 from agegender.inference.predict import FaceResult, Predictor, extra_tasks
 from agegender.preprocess import IMAGE_SUFFIXES
 
+# One read task streams far more photos per second than one predictor actor classifies (a photo is
+# ~100 KB; an actor does 50-100 a second), so a few readers feed many actors.
+READER_PER_ACTORS = 8
 FIELDS = [f for f in FaceResult.__dataclass_fields__ if f != "tasks"]  # further tasks: a column each
 
 
@@ -42,14 +45,20 @@ class PredictBatch:
 
 def predict_dataset(inputs: list[str], model: str | None = None, detector: str = "default",
                     aligned: bool = False, mirror: bool = False, actors: int | None = None, batch_size: int = 16,
-                    precision: str = "auto"):
-    """A lazy ``ray.data.Dataset`` of face records for the image files under ``inputs``."""
+                    precision: str = "auto", readers: int | None = None):
+    """A lazy ``ray.data.Dataset`` of face records for the image files under ``inputs``.
+
+    ``readers``: concurrent read tasks (default: one per ``READER_PER_ACTORS`` actors). Reading is I/O: it
+    takes no CPU slot, so that one actor per CPU never starves the reads that feed it; but left unbounded,
+    Ray starts a worker process per read task, and on a 2-core machine those start-ups (about 3 s each)
+    were most of the run (docs/BENCHMARKS.md, "Batch prediction on Ray Data")."""
     import ray
 
-    # reading is I/O: it takes no CPU slot, so that one actor per CPU never starves the reads that feed it
-    ds = ray.data.read_binary_files(inputs, include_paths=True, ray_remote_args={"num_cpus": 0},
-                                    file_extensions=[s.lstrip(".") for s in IMAGE_SUFFIXES])
     actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    readers = readers or max(1, actors // READER_PER_ACTORS)
+    ds = ray.data.read_binary_files(inputs, include_paths=True, ray_remote_args={"num_cpus": 0},
+                                    file_extensions=[s.lstrip(".") for s in IMAGE_SUFFIXES],
+                                    concurrency=readers)
     return ds.map_batches(PredictBatch, fn_constructor_kwargs={"model": model, "detector": detector,
                                                                "aligned": aligned, "mirror": mirror,
                                                                "precision": precision},

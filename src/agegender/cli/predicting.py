@@ -146,7 +146,8 @@ def cmd_predict_ray(args) -> int:
         return 2
     faces, failed = run(args.paths, args.out, address=args.address, num_cpus=args.num_cpus, force=args.force,
                         model=args.model, detector=args.detector, aligned=args.aligned, mirror=args.mirror,
-                        precision=args.precision, actors=args.actors, batch_size=args.batch_size)
+                        precision=args.precision, actors=args.actors, batch_size=args.batch_size,
+                        readers=args.readers)
     print(f"{faces} faces; {failed} inputs failed", file=sys.stderr)
     return 1 if failed else 0
 
@@ -218,6 +219,7 @@ def add_commands(sub) -> None:
                                      "local instance")
     p.add_argument("--num-cpus", type=_positive_int, help="CPUs of the local instance (default: all)")
     p.add_argument("--actors", type=_positive_int, help="predictor actors (default: one per CPU of the cluster)")
+    p.add_argument("--readers", type=_positive_int, help="concurrent file-read tasks (default: one per 8 actors)")
     p.add_argument("--model", default=None, help="as for predict")
     p.add_argument("--detector", default="default", help="as for predict")
     p.add_argument("--aligned", action="store_true", help="inputs are face crops already: no detection")
