@@ -105,6 +105,17 @@ def test_checkpoint_carries_what_is_needed(tiny_set, tmp_path):
     model, meta = load_checkpoint(tmp_path / "c" / "checkpoint")
     assert meta["labels"]["age"][4] == "25-32" and meta["labels"]["gender"] == ["male", "female"]
     assert meta["input"]["size"] == 32 and meta["epoch"] == 1 and not model.training
+    # the size is stored once (model.input_size); an older meta.json holding both copies must agree
+    import json
+
+    path = tmp_path / "c" / "checkpoint" / "meta.json"
+    on_disk = json.loads(path.read_text())
+    assert "size" not in on_disk["input"] and on_disk["model"]["input_size"] == 32
+    path.write_text(json.dumps({**on_disk, "input": {**on_disk["input"], "size": 32}}))
+    assert load_checkpoint(tmp_path / "c" / "checkpoint")[1]["input"]["size"] == 32
+    path.write_text(json.dumps({**on_disk, "input": {**on_disk["input"], "size": 64}}))
+    with pytest.raises(ValueError, match="disagrees with model.input_size 32"):
+        load_checkpoint(tmp_path / "c" / "checkpoint")
 
 
 def test_schedule_and_augment():

@@ -28,9 +28,17 @@ def show_messages() -> None:
     log.propagate = False
 
 
-def progress_bar(total: int | None, desc: str, enabled: bool = True, mininterval: float = 1.0, **kw):
-    """A tqdm bar on stderr that leaves no line behind when it closes."""
+def progress_bar(total: int | None, desc: str, enabled: bool | None = True, mininterval: float = 1.0, **kw):
+    """A tqdm bar on stderr that leaves no line behind when it closes; ``enabled=None``: only when stderr
+    is a terminal."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr, leave=False,
-                mininterval=mininterval, **kw)
+    return tqdm(total=total, desc=desc, disable=None if enabled is None else not enabled, file=sys.stderr,
+                leave=False, mininterval=mininterval, **kw)
+
+
+def write_line(message: str) -> None:
+    """A line on stderr that does not break a progress bar being drawn there."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)

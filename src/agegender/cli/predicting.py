@@ -62,9 +62,9 @@ def cmd_predict(args) -> int:
                           batch_size=args.batch_size, mirror=args.mirror, precision=args.precision)
     annotator = Annotator(args.annotate, args.paths, force=args.force) if args.annotate else None
     stream = open(args.out, "x" if not args.force else "w") if args.out else sys.stdout  # noqa: SIM115
-    from tqdm import tqdm
+    from agegender.console import progress_bar, write_line
 
-    bar = tqdm(desc="images", unit="img", file=sys.stderr, disable=args.no_progress or None, leave=False)
+    bar = progress_bar(None, "images", enabled=False if args.no_progress else None, mininterval=0.1, unit="img")
     if not bar.disable:
         _count_inputs_into(bar, args.paths, args.annotate)
     # a terminal that shows the records already shows their errors: print them once, not twice
@@ -89,7 +89,7 @@ def cmd_predict(args) -> int:
                 if r.error:
                     failed += 1
                     if echo_errors:
-                        tqdm.write(f"error: {printable(r.error)}", file=sys.stderr)
+                        write_line(f"error: {printable(r.error)}")
                 else:
                     faces += 1
                 if fmt == "jsonl":
@@ -103,7 +103,7 @@ def cmd_predict(args) -> int:
                     annotator.write(path, group)
                 except (OSError, ValueError) as err:  # the predictions stand; the run carries on
                     failed += 1
-                    tqdm.write(f"error: {err}", file=sys.stderr)
+                    write_line(f"error: {err}")
         if fmt == "json":
             import json
 

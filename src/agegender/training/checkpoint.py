@@ -47,7 +47,8 @@ def save_checkpoint(folder: str | os.PathLike, model: nn.Module, model_cfg: Mode
         "model": model_cfg.to_dict(),
         "train": train_cfg.to_dict() if train_cfg else None,
         "labels": label_names(model_cfg),
-        "input": {"size": model_cfg.input_size, "channels": "RGB", "range": "0..255",
+        # the input's size is the model's (model.input_size, stored once); read_meta fills it in here
+        "input": {"channels": "RGB", "range": "0..255",
                   "layout": "NCHW", "mean": list(model_cfg.mean), "std": list(model_cfg.std)},
         "epoch": epoch,
         **(extra or {}),
@@ -78,6 +79,14 @@ def read_meta(folder: str | os.PathLike) -> dict:
         raise ValueError(f"{folder}: not an agegender checkpoint ({err})") from None
     if meta.get("format") != "agegender-checkpoint":
         raise ValueError(f"{folder}: {META} is not an agegender checkpoint")
+    try:
+        size = int(meta["model"]["input_size"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path}: no model.input_size") from None
+    given = meta.setdefault("input", {}).get("size")
+    if given is not None and int(given) != size:  # checkpoints written before the size was stored once
+        raise ValueError(f"{path}: input.size {given} disagrees with model.input_size {size}")
+    meta["input"]["size"] = size  # one value for every reader (export writes it into the ONNX metadata)
     return meta
 
 
