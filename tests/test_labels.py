@@ -68,3 +68,56 @@ def test_expected_calibration_error():
     # calibrated by construction: 70 % confidence, 70 % right
     labels = np.array([0] * 70 + [1] * 30)
     assert abs(expected_calibration_error(np.tile([0.7, 0.3], (100, 1)), labels)) < 1e-9
+
+
+def test_a_new_task_needs_only_a_registry_entry(monkeypatch):
+    """A task added to the registry (here "smile") is scored, put into records and shown in the table with
+    no other change: the metrics, the records, the table and the video tracker read the registry."""
+    import numpy as np
+    import pytest
+
+    from agegender import labels
+    from agegender.inference.output import table_header, table_row, table_tasks
+    from agegender.inference.predict import FaceResult, extra_tasks, fill_record
+    from agegender.inference.video import IouTracker
+    from agegender.metrics import accuracy_report, headline_keys
+
+    smile = labels.TaskSpec("smile", ("no", "yes"), metric_label="smile acc %")
+    monkeypatch.setitem(labels.TASKS, "smile", smile)
+    assert smile.field == "smile" and smile.headline == ("smile_acc",) and smile.column == "smile"
+
+    report = accuracy_report({"smile": np.array([1, 0, 1, 1])}, {"smile": np.array([1, 0, 0, labels.MISSING])})
+    assert report["smile_acc"] == pytest.approx(200 / 3) and report["smile_n"] == 3
+    assert report["smile_confusion"] == [[1, 1], [0, 1]] and headline_keys(report) == ["smile_acc"]
+
+    model_labels = {"age": list(labels.AGE_GROUPS), "gender": ["male", "female"], "smile": ["no", "yes"]}
+    assert extra_tasks(model_labels) == ["smile"]
+    r = FaceResult(path="a.jpg", face=0, box=[0, 0, 10, 10])
+    fill_record(r, "gender", 1, np.array([0.3, 0.7]), ["male", "female"])
+    fill_record(r, "smile", 1, np.array([0.2, 0.8]), ["no", "yes"])
+    assert r.gender == "female" and r.gender_confidence == 0.7
+    assert r.to_dict()["smile"] == "yes" and r.to_dict()["smile_probs"] == [0.2, 0.8]
+    tasks = table_tasks(["age", "gender", "smile"])
+    assert table_header(tasks=tasks).split()[-2:] == ["smile", "p(smile)"]
+    assert table_row(r, tasks=tasks).split()[-2:] == ["yes", "0.80"]
+
+    tracker = IouTracker(smoothing=0.5)
+    tracker.update([r], model_labels)
+    later = FaceResult(path="a.jpg", face=0, box=[0, 0, 10, 10])
+    fill_record(later, "smile", 0, np.array([0.9, 0.1]), ["no", "yes"])
+    assert tracker.update([later], model_labels)[0].tasks["smile_probs"] == pytest.approx([0.55, 0.45])
+
+
+def test_task_specs_are_checked():
+    import pytest
+
+    from agegender.labels import TaskSpec
+
+    with pytest.raises(ValueError, match="kind"):
+        TaskSpec("x", ("a", "b"), kind="colour")
+    with pytest.raises(ValueError, match="years task has no labels"):
+        TaskSpec("y", ("a",), kind="years")
+    with pytest.raises(ValueError, match="years task has no labels"):
+        TaskSpec("z")
+    with pytest.raises(ValueError, match="record 'value'"):
+        TaskSpec("w", ("a", "b"), record="value")

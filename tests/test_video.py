@@ -73,6 +73,26 @@ def test_tracker_smooths_probabilities_and_splits_far_faces():
     assert second[0].gender == "male"  # 0.5 * 0.9 + 0.5 * 0.4 = 0.65 male after smoothing
 
 
+def test_tracker_smooths_every_task_of_the_registry():
+    """A further task (race) and age in years are smoothed as age and gender are: through the registry."""
+    labels = {"gender": ["male", "female"], "race": ["white", "black", "asian", "indian", "other"],
+              "age_years": []}
+    tracker = IouTracker(smoothing=0.5)
+
+    def face(race_probs, years):
+        r = FaceResult(path="v", face=0, box=[0, 0, 50, 50], gender="female", gender_confidence=0.8,
+                       age_years=years)
+        r.tasks = {"race": labels["race"][int(np.argmax(race_probs))], "race_probs": list(race_probs)}
+        return r
+
+    tracker.update([face([0.7, 0.3, 0, 0, 0], 30.0)], labels)
+    second = face([0.2, 0.8, 0, 0, 0], 40.0)
+    smoothed = tracker.update([second], labels)[0]
+    assert smoothed.tasks["race_probs"] == pytest.approx([0.45, 0.55, 0, 0, 0]) and smoothed.tasks["race"] == "black"
+    assert smoothed.age_years == pytest.approx(35.0) and smoothed.gender == "female"
+    assert second.tasks["race_probs"] == [0.2, 0.8, 0, 0, 0]  # the face's own record is not changed
+
+
 def test_missing_video_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.mp4"):
         list(predict_video(Predictor(), tmp_path / "nope.mp4"))

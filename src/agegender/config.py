@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from agegender.labels import task_spec
+
 # Mean / std of RGB in 0..255 used inside the network (no per-dataset statistics: a fixed, documented
 # affine map, so a user's own data and exported models need nothing else).
 RGB_MEAN = (127.5, 127.5, 127.5)
@@ -43,7 +45,8 @@ class ModelConfig:
             raise ValueError("a model needs at least one task")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.age_bins and ("age_years" not in self.tasks or self.age_bins < 61 or self.fc_branches):
+        has_years = any(task_spec(t).kind == "years" for t in self.tasks)
+        if self.age_bins and (not has_years or self.age_bins < 61 or self.fc_branches):
             raise ValueError("age_bins needs the age_years task, at least 61 bins (the 60+ group starts at 60) "
                              f"and no fc_branches; got {self.age_bins} with tasks {','.join(self.tasks)}")
         if self.input_size < 16:

@@ -22,16 +22,51 @@ RACES: tuple[str, ...] = ("white", "black", "asian", "indian", "other")  # UTKFa
 MISSING = -1  # label value of a task a record has no label for; the loss masks it
 
 
+KINDS = ("classes", "ordinal", "years")
+RECORD_STYLES = ("probs", "index_probs", "confidence", "value")
+
+
 @dataclass(frozen=True)
 class TaskSpec:
-    """One output of the network.
+    """One output of the network, and everything the package does with it.
 
-    ``labels`` names the classes of a categorical task; an empty tuple means a real-valued target
-    (e.g. exact age in years) that is always regressed.
+    kind: "classes" (labels; a softmax head and cross-entropy, or the paper's regressed index under an
+    L2 loss; accuracy and confusion), "ordinal" (classes in order, e.g. age groups: also the 1-off
+    accuracy) or "years" (a real value: L2 regression, or a distribution over the years with the
+    label-distribution loss; MAE).
+    field / record: the record keys a prediction fills. "probs": FIELD and FIELD_probs; "index_probs":
+    FIELD, FIELD_index and FIELD_probs; "confidence": FIELD and FIELD_confidence (the stated label's
+    probability); "value": FIELD (a number).
+    exact_from: for an ordinal task, the years task whose exact labels give the strict score
+    (``accuracy_report``'s FIELD_strict_*: only faces whose exact value lies inside a group).
+    groups_of: for a years task, the ordinal task whose groups its year distribution sums into.
+    headline: the metric keys summaries show, first the one tables compare; metric_label: its heading.
+    column: the table's heading for the label (default: the name).
     """
 
     name: str
     labels: tuple[str, ...] = ()
+    kind: str = "classes"
+    field: str = ""
+    record: str = "probs"
+    exact_from: str | None = None
+    groups_of: str | None = None
+    headline: tuple[str, ...] = ()
+    metric_label: str = ""
+    column: str = ""
+
+    def __post_init__(self):
+        if self.kind not in KINDS or self.record not in RECORD_STYLES:
+            raise ValueError(f"task {self.name}: kind {self.kind!r} / record {self.record!r} unknown")
+        if (self.kind == "years") != (not self.labels):
+            raise ValueError(f"task {self.name}: a years task has no labels, every other task has them")
+        if (self.kind == "years") != (self.record == "value"):
+            raise ValueError(f"task {self.name}: record 'value' is for years tasks, and only for them")
+        for key, value in (("field", self.name), ("column", self.field or self.name),
+                           ("headline", (f"{self.name}_mae" if self.kind == "years" else f"{self.name}_acc",)),
+                           ("metric_label", self.headline[0] if self.headline else "")):
+            if not getattr(self, key):
+                object.__setattr__(self, key, value)
 
     @property
     def num_classes(self) -> int:
@@ -41,13 +76,46 @@ class TaskSpec:
     def categorical(self) -> bool:
         return bool(self.labels)
 
+    def record_fields(self, value, probs, names) -> dict:
+        """The record keys of one prediction: ``value`` the class index (or the number, for a years
+        task), ``probs`` the class probabilities or None (a regression head), ``names`` the model's
+        label names for this task."""
+        if self.record == "value":
+            return {self.field: round(float(value), 1)}
+        index = int(value)
+        out = {self.field: names[index]}
+        if self.record == "index_probs":
+            out[f"{self.field}_index"] = index
+        if self.record == "confidence":
+            out[f"{self.field}_confidence"] = round(float(probs[index]), 5) if probs is not None else None
+        else:
+            out[f"{self.field}_probs"] = [round(float(p), 5) for p in probs] if probs is not None else None
+        return out
 
-TASKS: dict[str, TaskSpec] = {
-    "age": TaskSpec("age", AGE_GROUPS),
-    "gender": TaskSpec("gender", GENDERS),
-    "race": TaskSpec("race", RACES),
-    "age_years": TaskSpec("age_years"),
-}
+    def record_probs(self, fields: dict, names) -> list[float] | None:
+        """The class probabilities a record holds for this task (the inverse of ``record_fields``; for
+        "confidence" the rest of the mass is spread evenly over the other labels), or None."""
+        if self.record == "value":
+            return None
+        if self.record != "confidence":
+            return fields.get(f"{self.field}_probs")
+        confidence, label = fields.get(f"{self.field}_confidence"), fields.get(self.field)
+        if confidence is None or label is None:
+            return None
+        rest = (1 - confidence) / max(1, len(names) - 1)
+        return [confidence if n == label else rest for n in names]
+
+
+# The registry: every task the package knows. Order: the order of summaries' headline metrics.
+# Adding a task: an entry here and a reader that fills its labels (docs/ARCHITECTURE.md, "A new task").
+TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
+    TaskSpec("gender", GENDERS, record="confidence", metric_label="gender acc %"),
+    TaskSpec("age", AGE_GROUPS, kind="ordinal", field="age_group", record="index_probs", exact_from="age_years",
+             headline=("age_strict_exact", "age_strict_1off", "age_exact", "age_1off"),
+             metric_label="age exact % (strict)"),
+    TaskSpec("age_years", kind="years", record="value", groups_of="age", metric_label="age MAE (years)"),
+    TaskSpec("race", RACES, metric_label="race acc %"),
+)}
 
 
 def task_spec(name: str) -> TaskSpec:

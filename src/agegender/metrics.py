@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agegender.labels import AGE_GROUPS, GENDERS, MISSING, TASKS, age_group_strict, task_spec
+from agegender.labels import MISSING, TASKS, age_group_strict, task_spec
 
 
 def confusion(true: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
@@ -14,43 +14,37 @@ def confusion(true: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
 
 
 def accuracy_report(pred: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict:
-    """Metrics of predicted indices against labels; MISSING labels are not scored.
+    """Metrics of predicted indices (or values) against labels, per task of the registry, by its kind;
+    MISSING labels are not scored. Accuracies in percent.
 
-    gender_acc; age_exact / age_1off on the age labels given (for UTKFace: the nearest group of every
-    face); when exact ages are known also age_strict_exact / age_strict_1off over the faces whose age
-    lies inside an Adience group (the headline UTK-8 number). Accuracies in percent.
+    classes: TASK_acc, TASK_n, TASK_confusion. ordinal: TASK_exact, TASK_1off, TASK_n, TASK_confusion on
+    the labels given (for UTKFace: the nearest group of every face), and where the exact values of its
+    ``exact_from`` task are known also TASK_strict_exact / _1off / _n / _confusion over the faces whose
+    value lies inside a group (the headline UTK-8 number). years: TASK_mae.
     """
     out: dict = {}
-    if "gender" in pred and "gender" in labels:
-        known = labels["gender"] != MISSING
-        t, p = labels["gender"][known], pred["gender"][known]
-        out["gender_acc"] = pct(p == t)
-        out["gender_n"] = int(known.sum())
-        out["gender_confusion"] = confusion(t, p, len(GENDERS)).tolist()
-    if "age" in pred and "age" in labels:
-        known = labels["age"] != MISSING
-        t, p = labels["age"][known], pred["age"][known]
-        out["age_exact"] = pct(p == t)
-        out["age_1off"] = pct(np.abs(p - t) <= 1)
-        out["age_n"] = int(known.sum())
-        out["age_confusion"] = confusion(t, p, len(AGE_GROUPS)).tolist()
-        if "age_years" in labels:
-            strict = np.array([age_group_strict(a) if a != MISSING else MISSING for a in labels["age_years"]])
-            ok = strict != MISSING
-            out["age_strict_exact"] = pct(pred["age"][ok] == strict[ok])
-            out["age_strict_1off"] = pct(np.abs(pred["age"][ok] - strict[ok]) <= 1)
-            out["age_strict_n"] = int(ok.sum())
-            out["age_strict_confusion"] = confusion(strict[ok], pred["age"][ok], len(AGE_GROUPS)).tolist()
-    if "age_years" in pred and "age_years" in labels:
-        known = labels["age_years"] != MISSING
-        out["age_years_mae"] = float(np.abs(pred["age_years"][known] - labels["age_years"][known]).mean())
-    for task in pred:  # every further categorical task of the registry (e.g. race): its accuracy
-        if task in ("age", "gender") or task not in labels or not task_spec(task).categorical:
-            continue
+    for task in [t for t in TASKS if t in pred and t in labels]:  # registry order: stable key order
+        spec = task_spec(task)
         known = labels[task] != MISSING
-        out[f"{task}_acc"] = pct(pred[task][known] == labels[task][known])
-        out[f"{task}_n"] = int(known.sum())
+        t, p = labels[task][known], pred[task][known]
+        if spec.kind == "years":
+            out[f"{task}_mae"] = float(np.abs(p - t).mean())
+        elif spec.kind == "classes":
+            out[f"{task}_acc"] = pct(p == t)
+            out[f"{task}_n"] = int(known.sum())
+            out[f"{task}_confusion"] = confusion(t, p, spec.num_classes).tolist()
+        else:
+            out.update(_ordinal(task, t, p, spec.num_classes))
+            if spec.exact_from in labels:
+                strict = np.array([age_group_strict(a) if a != MISSING else MISSING for a in labels[spec.exact_from]])
+                ok = strict != MISSING
+                out.update(_ordinal(f"{task}_strict", strict[ok], pred[task][ok], spec.num_classes))
     return out
+
+
+def _ordinal(key: str, true: np.ndarray, pred: np.ndarray, n: int) -> dict:
+    return {f"{key}_exact": pct(pred == true), f"{key}_1off": pct(np.abs(pred - true) <= 1),
+            f"{key}_n": int(true.size), f"{key}_confusion": confusion(true, pred, n).tolist()}
 
 
 def pct(hits: np.ndarray, empty: float | None = float("nan")) -> float | None:
@@ -69,9 +63,8 @@ def mean_std(values: list[float]) -> dict:
 
 
 def headline_keys(report: dict) -> list[str]:
-    keys = ["gender_acc", "age_strict_exact", "age_strict_1off", "age_exact", "age_1off", "age_years_mae"]
-    keys += [f"{t}_acc" for t in TASKS if t not in ("age", "gender") and task_spec(t).categorical]
-    return [k for k in keys if k in report]
+    """The registry's headline metrics that ``report`` holds, in registry order."""
+    return [k for spec in TASKS.values() for k in spec.headline if k in report]
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:

@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from agegender.inference.predict import FaceResult, Predictor, extra_tasks
+from agegender.inference.predict import OPTIONAL_FIELDS, FaceResult, Predictor, extra_tasks
 from agegender.preprocess import IMAGE_SUFFIXES
 
 # One read task streams far more photos per second than one predictor actor classifies (a photo is
@@ -68,7 +68,7 @@ def predict_dataset(inputs: list[str], model: str | None = None, detector: str =
 
 def _record(row: dict) -> dict:
     d = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in row.items()}
-    for key in [k for k in d if k not in FIELDS or k in ("error", "age_years")]:
+    for key in [k for k in d if k not in FIELDS or k in OPTIONAL_FIELDS]:
         if d[key] is None:  # as predict's records: no error key when none, no race on an error record
             d.pop(key)
     return d

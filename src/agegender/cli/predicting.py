@@ -47,8 +47,8 @@ def cmd_predict(args) -> int:
     import itertools
 
     from agegender.inference.annotate import Annotator
-    from agegender.inference.output import printable, table_header, table_row, write_jsonl
-    from agegender.inference.predict import Predictor, extra_tasks, iter_image_files
+    from agegender.inference.output import printable, table_header, table_row, table_tasks, write_jsonl
+    from agegender.inference.predict import Predictor, iter_image_files
 
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.out else "jsonl")
     if args.out and Path(args.out).exists() and not args.force:
@@ -71,11 +71,10 @@ def cmd_predict(args) -> int:
     echo_errors = not (stream is sys.stdout and sys.stdout.isatty() and sys.stderr.isatty())
     failed = faces = 0
     collected = []
-    years = "age_years" in predictor.model.tasks  # the table's age_years column only for a model that has it
-    tasks = tuple(extra_tasks(predictor.model.labels))  # e.g. race: a column each
+    tasks = table_tasks(predictor.model.tasks)  # age, gender and the model's further tasks (age_years, race...)
     try:
         if fmt == "table":
-            stream.write(table_header(years=years, tasks=tasks) + "\n")
+            stream.write(table_header(tasks=tasks) + "\n")
         from agegender.inference.video import is_video
 
         videos = [p for p in args.paths if is_video(p)]
@@ -95,7 +94,7 @@ def cmd_predict(args) -> int:
                 if fmt == "jsonl":
                     write_jsonl(r, stream)
                 elif fmt == "table":
-                    stream.write(table_row(r, years=years, tasks=tasks) + "\n")
+                    stream.write(table_row(r, tasks=tasks) + "\n")
                 else:
                     collected.append(r.to_dict())
             if annotator is not None and not group[0].error and not is_video(path):

@@ -20,6 +20,7 @@ from pathlib import Path
 from agegender.config import ModelConfig, TrainConfig
 from agegender.data.readers import Record
 from agegender.experiments.cv import run_cv
+from agegender.labels import task_spec
 from agegender.metrics import format_mean_std, mean_std
 from agegender.rundir import RESULTS
 
@@ -136,9 +137,6 @@ def schedule_table(out_dir: str | os.PathLike, long_runs: list[str | os.PathLike
     return "\n".join(lines)
 
 
-TASK_METRIC = {"age": ("age_strict_exact", "age exact % (strict)"), "gender": ("gender_acc", "gender acc %")}
-
-
 def sharing_table(out_dir: str | os.PathLike, rows: tuple[AblationRow, ...] = ROWS) -> str:
     """Markdown: does sharing the trunk help? Each multi-task row against the single-task row of the same
     head and depth, task by task, paired by fold (the same test faces), on the folds both have finished."""
@@ -150,9 +148,10 @@ def sharing_table(out_dir: str | os.PathLike, rows: tuple[AblationRow, ...] = RO
         for task in multi.tasks:
             single = next((r for r in rows if r.tasks == (task,) and r.head == multi.head
                            and r.conv_layers == multi.conv_layers), None)
-            if single is None or task not in TASK_METRIC:
+            if single is None:
                 continue
-            key, label = TASK_METRIC[task]
+            spec = task_spec(task)  # the registry's headline metric of the task
+            key, label = spec.headline[0], spec.metric_label
             single_folds = {f["fold"]: f["metrics"] for f in load_row_folds(out / single.name)}
             both = sorted(set(multi_folds) & set(single_folds))
             if not both:

@@ -6,8 +6,7 @@ import json
 from typing import TextIO
 
 from agegender.inference.predict import FaceResult
-
-COLUMNS = ("path", "face", "box", "age_group", "p(age)", "gender", "p(gender)", "age_years")
+from agegender.labels import task_spec
 
 
 def printable(text: str) -> str:
@@ -31,36 +30,51 @@ def write_jsonl(result: FaceResult, stream: TextIO) -> None:
     stream.write(json.dumps(result.to_dict()) + "\n")
 
 
-def table_row(r: FaceResult, path_width: int = 40, years: bool = False, tasks: tuple[str, ...] = ()) -> str:
-    """One face as a table line; ``years``: the model predicts age in years (an age_years column);
-    ``tasks``: its further categorical tasks (predict.extra_tasks), a label and probability column each."""
+ALWAYS_SHOWN = ("age", "gender")  # the table's columns for every model (a task it lacks shows "-")
+
+
+def table_tasks(model_tasks) -> tuple[str, ...]:
+    """The tasks the table shows a column (pair) for: age and gender, then the model's other tasks."""
+    return ALWAYS_SHOWN + tuple(t for t in model_tasks if t not in ALWAYS_SHOWN)
+
+
+def _columns(spec) -> list[tuple[str, int]]:
+    """(heading, width) of a task's columns: the label (or value) and, for classes, its probability."""
+    label = (spec.column, max(len(spec.column), *(len(n) for n in spec.labels)) if spec.labels else len(spec.column))
+    return [label] if spec.kind == "years" else [label, (f"p({spec.name})", len(spec.name) + 3)]
+
+
+def _cells(spec, d: dict) -> list[str]:
+    value = d.get(spec.field)
+    if spec.kind == "years":
+        return ["-" if value is None else format(value, ".0f")]
+    probs = spec.record_probs(d, spec.labels)
+    if probs is None or value is None:
+        return [value or "-", "-"]
+    p = probs[spec.labels.index(value)] if value in spec.labels and len(probs) == spec.num_classes else max(probs)
+    return [value, f"{p:.2f}"]
+
+
+def table_row(r: FaceResult, path_width: int = 40, tasks: tuple[str, ...] = ALWAYS_SHOWN) -> str:
+    """One face as a table line, a column (pair) per task of ``tasks`` (``table_tasks``), each read
+    through the registry (labels.TaskSpec: the record keys, the probabilities)."""
     path = printable(r.path)
     path = path if len(path) <= path_width else "..." + path[-(path_width - 3):]
     if r.error:
         return f"{path:<{path_width}}  error: {printable(r.error)}"
     box = "-" if r.box is None else "{:.0f},{:.0f},{:.0f},{:.0f}".format(*r.box)
-    p_age = "-" if r.age_group_probs is None else f"{r.age_group_probs[r.age_group_index]:.2f}"
-    p_gender = "-" if r.gender_confidence is None else f"{r.gender_confidence:.2f}"
-    line = (f"{path:<{path_width}}  {r.face:>4}  {box:<19}  {r.age_group or '-':>9}  {p_age:>6}  "
-            f"{r.gender or '-':>6}  {p_gender:>9}")
-    if years:
-        line += f"  {'-' if r.age_years is None else format(r.age_years, '.0f'):>9}"
+    line = f"{path:<{path_width}}  {r.face:>4}  {box:<19}"
+    d = r.to_dict()
     for task in tasks:
-        extra = r.tasks or {}
-        label, probs = extra.get(task), extra.get(f"{task}_probs")
-        p = "-" if not probs or label is None else f"{max(probs):.2f}"
-        line += f"  {label or '-':>{_width(task)}}  {p:>{len(task) + 3}}"
+        spec = task_spec(task)
+        for (_, width), cell in zip(_columns(spec), _cells(spec, d), strict=True):
+            line += f"  {cell:>{width}}"
     return line
 
 
-def _width(task: str) -> int:
-    return max(len(task), 8)
-
-
-def table_header(path_width: int = 40, years: bool = False, tasks: tuple[str, ...] = ()) -> str:
-    line = (f"{'path':<{path_width}}  {'face':>4}  {'box (x,y,w,h)':<19}  {'age_group':>9}  {'p(age)':>6}  "
-            f"{'gender':>6}  {'p(gender)':>9}")
-    line += f"  {'age_years':>9}" if years else ""
+def table_header(path_width: int = 40, tasks: tuple[str, ...] = ALWAYS_SHOWN) -> str:
+    line = f"{'path':<{path_width}}  {'face':>4}  {'box (x,y,w,h)':<19}"
     for task in tasks:
-        line += f"  {task:>{_width(task)}}  {f'p({task})':>{len(task) + 3}}"
+        for heading, width in _columns(task_spec(task)):
+            line += f"  {heading:>{width}}"
     return line

@@ -20,6 +20,7 @@ from PIL import Image, ImageOps
 from agegender.bundled import BUNDLED_MODELS, DEFAULT_MODEL, EXAMPLE_PHOTO, asset_path  # noqa: F401 (re-exported)
 from agegender.decode import decode_task, merge_mirrored
 from agegender.inference.runtime import ModelError, OnnxModel
+from agegender.labels import TASKS, task_spec
 from agegender.preprocess import IMAGE_SUFFIXES, ImageError, load_image, resize_face, square_face, to_rgb
 
 
@@ -44,20 +45,33 @@ class FaceResult:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if d["error"] is None:
-            d.pop("error")
-        if d["age_years"] is None:
-            d.pop("age_years")
+        for key in OPTIONAL_FIELDS:
+            if d[key] is None:
+                d.pop(key)
         d.update(d.pop("tasks") or {})
         return d
 
 
-BUILT_IN_TASKS = ("age", "gender", "age_years")  # the tasks FaceResult has fields of its own for
+# fields a record leaves out when unset: the error, and the value of a years task (a model without it)
+OPTIONAL_FIELDS = ("error", *(s.field for s in TASKS.values()
+                              if s.kind == "years" and s.field in FaceResult.__dataclass_fields__))
 
 
 def extra_tasks(labels: dict[str, list[str]]) -> list[str]:
-    """A model's categorical tasks beyond age and gender (e.g. race), in the model's order."""
-    return [t for t in labels if t not in BUILT_IN_TASKS and labels[t]]
+    """A model's categorical tasks whose record keys FaceResult has no fields of its own for (e.g. race:
+    they go to ``FaceResult.tasks``), in the model's order."""
+    return [t for t in labels if labels[t] and task_spec(t).field not in FaceResult.__dataclass_fields__]
+
+
+def fill_record(r: FaceResult, task: str, value, probs, names) -> None:
+    """Set one task's prediction on ``r``: its record keys (the registry's ``record_fields``) go to the
+    fields of FaceResult that carry them, the others to ``r.tasks``."""
+    for key, v in task_spec(task).record_fields(value, probs, names).items():
+        if key in FaceResult.__dataclass_fields__:
+            setattr(r, key, v)
+        else:
+            r.tasks = r.tasks or {}
+            r.tasks[key] = v
 
 
 PRECISIONS = ("auto", "float", "int8")
@@ -278,23 +292,8 @@ class Predictor:
         results = []
         for n, (box, score) in enumerate(boxes):
             r = FaceResult(path=path, face=n, box=box, det_score=score)
-            if "age" in decoded:
-                index, probs = decoded["age"]
-                r.age_group_index = int(index[n])
-                r.age_group = labels["age"][r.age_group_index]
-                r.age_group_probs = [round(float(p), 5) for p in probs[n]] if probs is not None else None
-            if "gender" in decoded:
-                index, probs = decoded["gender"]
-                r.gender = labels["gender"][int(index[n])]
-                r.gender_confidence = round(float(probs[n, int(index[n])]), 5) if probs is not None else None
-            if "age_years" in decoded:
-                r.age_years = round(float(decoded["age_years"][0][n]), 1)
-            for task in extra_tasks(labels):
-                if task in decoded:
-                    index, probs = decoded[task]
-                    r.tasks = r.tasks or {}
-                    r.tasks[task] = labels[task][int(index[n])]
-                    r.tasks[f"{task}_probs"] = [round(float(p), 5) for p in probs[n]] if probs is not None else None
+            for task, (value, probs) in decoded.items():
+                fill_record(r, task, value[n], None if probs is None else probs[n], labels.get(task, []))
             results.append(r)
         return results
 

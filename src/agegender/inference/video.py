@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agegender.inference.predict import FaceResult, Predictor
+from agegender.inference.predict import FaceResult, Predictor, fill_record
+from agegender.labels import task_spec
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
@@ -30,8 +31,8 @@ def iou(a, b) -> float:
 class Track:
     id: int
     box: list[float]
-    age_probs: np.ndarray | None
-    gender_probs: np.ndarray | None
+    # per task of the model (the registry's): class probabilities, or the value of a years task
+    state: dict[str, np.ndarray] = field(default_factory=dict)
     missed: int = 0
     hits: int = 1
 
@@ -60,15 +61,13 @@ class IouTracker:
                 assignment[ri] = ti
         out = []
         for ri, r in enumerate(results):
-            age = np.asarray(r.age_group_probs) if r.age_group_probs is not None else None
-            gender = _gender_probs(r, labels)
+            now = _task_state(r, labels)
             if ri in assignment:
                 t = self.tracks[assignment[ri]]
-                t.age_probs = self._mix(t.age_probs, age)
-                t.gender_probs = self._mix(t.gender_probs, gender)
+                t.state = {task: self._mix(t.state.get(task), v) for task, v in now.items()}
                 t.box, t.missed, t.hits = r.box, 0, t.hits + 1
             else:
-                t = Track(self.next_id, r.box, age, gender)
+                t = Track(self.next_id, r.box, now)
                 self.next_id += 1
                 self.tracks.append(t)
             out.append(_smoothed(r, t, labels))
@@ -79,19 +78,26 @@ class IouTracker:
         return out
 
     def _mix(self, old, new):
-        if old is None or new is None:
+        if old is None or old.shape != new.shape:
             return new
         return self.smoothing * old + (1 - self.smoothing) * new
 
 
-def _gender_probs(r: FaceResult, labels) -> np.ndarray | None:
-    if r.gender_confidence is None:
-        return None
-    p = np.zeros(len(labels["gender"]))
-    i = labels["gender"].index(r.gender)
-    p[:] = (1 - r.gender_confidence) / max(1, len(p) - 1)
-    p[i] = r.gender_confidence
-    return p
+def _task_state(r: FaceResult, labels) -> dict[str, np.ndarray]:
+    """What a track smooths of one face, per task of the model, read through the registry: class
+    probabilities (a regression head has none: nothing to smooth) or the value of a years task."""
+    d, state = r.to_dict(), {}
+    for task in labels:
+        spec = task_spec(task)
+        if spec.kind == "years":
+            value = d.get(spec.field)
+            if value is not None:
+                state[task] = np.asarray(float(value))
+        else:
+            probs = spec.record_probs(d, labels[task])
+            if probs is not None:
+                state[task] = np.asarray(probs, dtype=np.float64)
+    return state
 
 
 @dataclass
@@ -103,13 +109,13 @@ class VideoFace(FaceResult):
 
 def _smoothed(r: FaceResult, t: Track, labels) -> VideoFace:
     v = VideoFace(**r.__dict__, track=t.id)
-    if t.age_probs is not None:
-        v.age_group_index = int(t.age_probs.argmax())
-        v.age_group = labels["age"][v.age_group_index]
-        v.age_group_probs = [round(float(p), 5) for p in t.age_probs]
-    if t.gender_probs is not None:
-        g = int(t.gender_probs.argmax())
-        v.gender, v.gender_confidence = labels["gender"][g], round(float(t.gender_probs[g]), 5)
+    if v.tasks is not None:
+        v.tasks = dict(v.tasks)  # the record's own dict stays as predicted
+    for task, value in t.state.items():
+        if task_spec(task).kind == "years":
+            fill_record(v, task, float(value), None, [])
+        else:
+            fill_record(v, task, int(value.argmax()), value, labels[task])
     return v
 
 

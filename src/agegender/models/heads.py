@@ -66,9 +66,12 @@ class MultiTaskHead(nn.Module):
         self.tasks = tuple(tasks)
         self.head = head
         self.age_bins = age_bins
-        if age_bins and "age_years" not in self.tasks:
-            raise ValueError("age_bins > 0 needs the age_years task")
-        derived = {"age", "age_years"} if age_bins else set()
+        # the registry's years task (age_years) and the ordinal task its distribution sums into (age)
+        self.years_task = next((t for t in self.tasks if task_spec(t).kind == "years"), None)
+        if age_bins and self.years_task is None:
+            raise ValueError("age_bins > 0 needs a years task (age_years)")
+        self.groups_task = task_spec(self.years_task).groups_of if age_bins else None
+        derived = {self.years_task, self.groups_task} if age_bins else set()
         specs = [task_spec(t) for t in self.tasks if t not in derived]
         self.logit_tasks = [s.name for s in specs if s.categorical and head == "cls"]
         self.value_tasks = [s.name for s in specs if s.name not in self.logit_tasks]
@@ -95,8 +98,8 @@ class MultiTaskHead(nn.Module):
             out.update({t: values[:, i] for i, t in enumerate(self.value_tasks)})
         if self.years is not None:
             log_p = torch.log_softmax(self.years(h).float(), dim=1)  # (B, bins)
-            out["age_years"] = (log_p.exp() * self.year_values).sum(1)
-            out["age"] = torch.logsumexp(log_p[:, None, :] + self.year_group_log[None], dim=2)  # (B, 8)
+            out[self.years_task] = (log_p.exp() * self.year_values).sum(1)
+            out[self.groups_task] = torch.logsumexp(log_p[:, None, :] + self.year_group_log[None], dim=2)  # (B, 8)
             if self.training:
                 out[YEARS_DIST] = log_p
         named = {t: out[t] for t in self.tasks}

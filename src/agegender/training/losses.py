@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from agegender.labels import MISSING
+from agegender.labels import MISSING, task_spec
 from agegender.models.heads import YEARS_DIST, target_affine
 
 TEACHER = "teacher:"  # label key prefix of a teacher's logits, e.g. "teacher:age"
@@ -40,13 +40,13 @@ def multitask_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Te
     parts = {}
     for task, out in outputs.items():
         if task == YEARS_DIST:
-            continue  # read with age_years
+            continue  # read with the years task
         y = targets[task]
         known = y != MISSING
         if not bool(known.any()):
             continue
         out = out.float()
-        if task == "age_years" and YEARS_DIST in outputs:
+        if task_spec(task).kind == "years" and YEARS_DIST in outputs:
             loss = years_distribution_loss(outputs[YEARS_DIST][known], out[known], y[known])
         elif out.dim() == 2:  # logits (B, C)
             loss = F.cross_entropy(out[known], y[known].long())
