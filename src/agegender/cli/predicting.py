@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -44,10 +45,8 @@ def _count_inputs_into(bar, inputs: list[str], skip: str | None) -> None:
 
 
 def cmd_predict(args) -> int:
-    import itertools
-
     from agegender.inference.annotate import Annotator
-    from agegender.inference.output import printable, table_header, table_row, table_tasks, write_jsonl
+    from agegender.inference.output import table_header, table_tasks
     from agegender.inference.predict import Predictor, iter_image_files
 
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.out else "jsonl")
@@ -62,15 +61,13 @@ def cmd_predict(args) -> int:
                           batch_size=args.batch_size, mirror=args.mirror, precision=args.precision)
     annotator = Annotator(args.annotate, args.paths, force=args.force) if args.annotate else None
     stream = open(args.out, "x" if not args.force else "w") if args.out else sys.stdout  # noqa: SIM115
-    from agegender.console import progress_bar, write_line
+    from agegender.console import progress_bar
 
     bar = progress_bar(None, "images", enabled=False if args.no_progress else None, mininterval=0.1, unit="img")
     if not bar.disable:
         _count_inputs_into(bar, args.paths, args.annotate)
     # a terminal that shows the records already shows their errors: print them once, not twice
     echo_errors = not (stream is sys.stdout and sys.stdout.isatty() and sys.stderr.isatty())
-    failed = faces = 0
-    collected = []
     tasks = table_tasks(predictor.model.tasks)  # age, gender and the model's further tasks (age_years, race...)
     try:
         if fmt == "table":
@@ -81,39 +78,52 @@ def cmd_predict(args) -> int:
         images = [p for p in args.paths if not is_video(p)]
         video_results = (r for v in videos for r in _video_records(predictor, v, args, annotator))
         results = itertools.chain(predictor.predict_paths(iter_image_files(images, skip=args.annotate)), video_results)
-        for path, group in itertools.groupby(results, key=lambda r: r.path):
-            group = list(group)
-            bar.update(1)
-            for r in group:
-                if r.error:
-                    failed += 1
-                    if echo_errors:
-                        write_line(f"error: {printable(r.error)}")
-                else:
-                    faces += 1
-                if fmt == "jsonl":
-                    write_jsonl(r, stream)
-                elif fmt == "table":
-                    stream.write(table_row(r, tasks=tasks) + "\n")
-                else:
-                    collected.append(r.to_dict())
-            if annotator is not None and not group[0].error and not is_video(path):
-                try:
-                    annotator.write(path, group)
-                except (OSError, ValueError) as err:  # the predictions stand; the run carries on
-                    failed += 1
-                    write_line(f"error: {err}")
-        if fmt == "json":
-            import json
-
-            json.dump(collected, stream, indent=1)
-            stream.write("\n")
+        faces, failed = _write_records(results, fmt, stream, tasks, bar, echo_errors, annotator)
     finally:
         bar.close()
         if stream is not sys.stdout:
             stream.close()
     print(f"{faces} faces; {failed} inputs failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _write_records(results, fmt: str, stream, tasks, bar, echo_errors: bool, annotator) -> tuple[int, int]:
+    """Write every record in ``fmt``, annotate each photo's faces, count (faces, failed inputs); an
+    annotation that cannot be written is an error line and a failure, and the run carries on."""
+    from agegender.console import write_line
+    from agegender.inference.output import printable, table_row, write_jsonl
+    from agegender.inference.video import is_video
+
+    failed = faces = 0
+    collected = []
+    for path, group in itertools.groupby(results, key=lambda r: r.path):
+        group = list(group)
+        bar.update(1)
+        for r in group:
+            if r.error:
+                failed += 1
+                if echo_errors:
+                    write_line(f"error: {printable(r.error)}")
+            else:
+                faces += 1
+            if fmt == "jsonl":
+                write_jsonl(r, stream)
+            elif fmt == "table":
+                stream.write(table_row(r, tasks=tasks) + "\n")
+            else:
+                collected.append(r.to_dict())
+        if annotator is not None and not group[0].error and not is_video(path):
+            try:
+                annotator.write(path, group)
+            except (OSError, ValueError) as err:  # the predictions stand; the run carries on
+                failed += 1
+                write_line(f"error: {err}")
+    if fmt == "json":
+        import json
+
+        json.dump(collected, stream, indent=1)
+        stream.write("\n")
+    return faces, failed
 
 
 def _video_records(predictor, video: str, args, annotator=None):
@@ -182,6 +192,11 @@ def cmd_demo(args) -> int:
 
 def add_commands(sub) -> None:
     """Add this group's subcommands to the top-level parser's ``sub``."""
+    for add in (_add_predict, _add_predict_ray, _add_serve, _add_demo):
+        add(sub)
+
+
+def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="age group and gender of the faces in images")
     p.add_argument("paths", nargs="+",
                    help="image files or folders (searched recursively), video files, or a camera index (0)")
@@ -209,6 +224,8 @@ def add_commands(sub) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)
 
+
+def _add_predict_ray(sub) -> None:
     p = sub.add_parser("predict-ray", help="batch prediction scaled out on Ray Data (needs the [ray] extra; "
                                            "see agegender.ray_batch)")
     p.add_argument("paths", nargs="+", help="image files or folders: local paths or s3:// gs:// ... URIs")
@@ -228,6 +245,8 @@ def add_commands(sub) -> None:
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=cmd_predict_ray)
 
+
+def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="HTTP service and web page: POST an image to /predict, open / in a browser "
                                      "(needs the [serve] extra; see agegender.serve)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
@@ -249,6 +268,8 @@ def add_commands(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no request log on stderr")
     p.set_defaults(func=cmd_serve)
 
+
+def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="predict on the bundled public-domain photo")
     p.add_argument("--model", default=None)
     p.add_argument("--precision", choices=("auto", "float", "int8"), default="auto", help="as for predict")

@@ -293,6 +293,11 @@ def cmd_bench_speed(args) -> int:
 
 def add_commands(sub) -> None:
     """Add this group's subcommands to the top-level parser's ``sub``."""
+    for add in (_add_train, _add_cv, _add_ablation, _add_report, _add_bench):
+        add(sub)
+
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train on all the data given and write a checkpoint")
     _add_data_args(p)
     p.add_argument("--extra", action="append", default=[], metavar="DATASET:PATH",
@@ -303,6 +308,8 @@ def add_commands(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     p.set_defaults(func=cmd_train)
 
+
+def _add_cv(sub) -> None:
     p = sub.add_parser("cv", help="k-fold cross-validation (subject-exclusive / duplicate-safe folds)")
     _add_data_args(p)
     _add_model_args(p)
@@ -323,6 +330,8 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, help="run folder; finished folds are skipped on rerun")
     p.set_defaults(func=cmd_cv)
 
+
+def _add_ablation(sub) -> None:
     p = sub.add_parser("ablation", help="Table 3: single-task nets of 3-6 conv layers vs the multi-task net")
     _add_data_args(p)
     _add_train_args(p)
@@ -341,6 +350,8 @@ def add_commands(sub) -> None:
     p.add_argument("--section", default="Table 3: ablation (UTK-8, 5 folds)")
     p.set_defaults(func=cmd_ablation)
 
+
+def _add_report(sub) -> None:
     p = sub.add_parser("report", help="Markdown tables and figures from cv run folders")
     p.add_argument("runs", nargs="+", help="cv run folders (or their results.json)")
     p.add_argument("--out", default="docs/report", help="output folder (default docs/report)")
@@ -351,6 +362,8 @@ def add_commands(sub) -> None:
     p.add_argument("--section", default="Table 1: 5-fold UTK-8 cross-validation")
     p.set_defaults(func=cmd_report)
 
+
+def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks: `bench speed` times the paper's Table 2 networks")
     bench = p.add_subparsers(dest="bench", required=True)
     p = bench.add_parser("speed", help="latency (batch 1) and throughput of paper, AlexNet, VGG-16, Levi's CNN")

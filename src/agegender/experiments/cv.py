@@ -57,99 +57,117 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rank, _ = dist_info()
     if splits is None:
         folds = np.array(assign_folds(records, k, seed=fold_seed))
         splits = [(np.flatnonzero(folds != f), np.flatnonzero(folds == f)) for f in range(k)]
-    k = len(splits)
-    faces = build_faceset(records, model_cfg.input_size, tag=data_info["dataset"], progress=progress)
-    extra_sets = []  # (name, records, faces, fold per face)
-    for name, extra_records in extras:
-        extra_folds = np.array(assign_folds(extra_records, k, seed=fold_seed))
-        extra_faces = build_faceset(extra_records, model_cfg.input_size, tag=name, progress=progress)
-        extra_sets.append((name, extra_records, extra_faces, extra_folds))
-    t0 = time.perf_counter()
-    fold_results: dict[int, dict] = {}  # fold -> its results
-
-    def write_summary() -> dict:
-        """out/results.json with every fold finished so far: rewritten after each fold, so a run that is
-        still going (or was stopped) can be reported on. Folds finished meanwhile by a parallel run
-        (``--only-folds`` on another core) are read back from disk, so neither run drops the other's."""
-        for f in range(k):
-            other = RunDir(out).fold_results(f)
-            if f not in fold_results and other.is_file():
-                fold_results[f] = json.loads(other.read_text())
-        results = {
-            "command": command, "dataset": data_info, "k": k, "fold_seed": fold_seed,
-            "fold_sizes": [len(test) for _, test in splits],
-            "model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "tune_val": tune_val,
-            "summary": summarize([fold_results[f] for f in sorted(fold_results)]),
-            "folds": [fold_results[f] for f in sorted(fold_results)],
-            "wall_seconds_this_session": time.perf_counter() - t0, **run_info(),
-        }
-        if rank == 0:
-            write_json(RunDir(out).results, results)
-        return results
-
-    for fold in range(k):
-        fold_dir = RunDir(out).fold(fold)
-        done = RunDir(out).fold_results(fold)
+    run = _Run(records, data_info, model_cfg, train_cfg, RunDir(out), splits, fold_seed, tune_val, eval_every,
+               command, progress, log, extras, teacher_run, init_run)
+    for fold in range(len(splits)):
+        done = run.dir.fold_results(fold)
         selected = only_folds is None or fold in only_folds
         if done.is_file():  # finished earlier (or by a parallel run): still part of the summary
             if selected:
                 log(f"fold {fold}: results exist, skipped")
-            fold_results[fold] = json.loads(done.read_text())
+            run.fold_results[fold] = json.loads(done.read_text())
             continue
         if not selected:
             continue
-        if fold_results:
-            write_summary()
-        train_idx, test_idx = scored_split(records, *splits[fold], tune_val, fold_seed)
-        split = "val" if tune_val > 0 else "test"
+        if run.fold_results:
+            run.write_summary()
+        run.train_fold(fold)
+    return run.write_summary()
+
+
+class _Run:
+    """One cross-validation run: its data (built once), its folds, and the results so far."""
+
+    def __init__(self, records, data_info, model_cfg, train_cfg, run_dir: RunDir, splits, fold_seed, tune_val,
+                 eval_every, command, progress, log, extras, teacher_run, init_run):
+        self.records, self.data_info, self.model_cfg, self.train_cfg = records, data_info, model_cfg, train_cfg
+        self.dir, self.splits, self.k, self.fold_seed, self.tune_val = run_dir, splits, len(splits), fold_seed, tune_val
+        self.eval_every, self.command, self.progress, self.log = eval_every, command, progress, log
+        self.teacher_run, self.init_run = teacher_run, init_run
+        self.rank, _ = dist_info()
+        self.faces = build_faceset(records, model_cfg.input_size, tag=data_info["dataset"], progress=progress)
+        self.extra_sets = []  # (name, records, faces, fold per face)
+        for name, extra_records in extras:
+            extra_folds = np.array(assign_folds(extra_records, self.k, seed=fold_seed))
+            extra_faces = build_faceset(extra_records, model_cfg.input_size, tag=name, progress=progress)
+            self.extra_sets.append((name, extra_records, extra_faces, extra_folds))
+        self.t0 = time.perf_counter()
+        self.fold_results: dict[int, dict] = {}  # fold -> its results
+
+    def write_summary(self) -> dict:
+        """out/results.json with every fold finished so far: rewritten after each fold, so a run that is
+        still going (or was stopped) can be reported on. Folds finished meanwhile by a parallel run
+        (``--only-folds`` on another core) are read back from disk, so neither run drops the other's."""
+        for f in range(self.k):
+            other = self.dir.fold_results(f)
+            if f not in self.fold_results and other.is_file():
+                self.fold_results[f] = json.loads(other.read_text())
+        folds = [self.fold_results[f] for f in sorted(self.fold_results)]
+        results = {
+            "command": self.command, "dataset": self.data_info, "k": self.k, "fold_seed": self.fold_seed,
+            "fold_sizes": [len(test) for _, test in self.splits],
+            "model": self.model_cfg.to_dict(), "train": self.train_cfg.to_dict(), "tune_val": self.tune_val,
+            "summary": summarize(folds), "folds": folds,
+            "wall_seconds_this_session": time.perf_counter() - self.t0, **run_info(),
+        }
+        if self.rank == 0:
+            write_json(self.dir.results, results)
+        return results
+
+    def _fold_cfg(self, fold: int) -> TrainConfig:
+        cfg = self.train_cfg
+        if self.teacher_run is not None:
+            cfg = dataclasses.replace(cfg, teacher=str(run_fold(self.teacher_run, fold, self.k, self.fold_seed,
+                                                                "teacher")))
+        if self.init_run is not None:
+            cfg = dataclasses.replace(cfg, init=str(run_fold(self.init_run, fold, self.k, self.fold_seed, "init")))
+        return cfg
+
+    def train_fold(self, fold: int) -> dict:
+        train_idx, test_idx = scored_split(self.records, *self.splits[fold], self.tune_val, self.fold_seed)
+        split = "val" if self.tune_val > 0 else "test"
         extra_parts = []  # (name, faces, training indices, scored indices) of each extra for this fold
-        for name, extra_records, extra_faces, f in extra_sets:
+        for name, extra_records, extra_faces, f in self.extra_sets:
             # with tune_val the extra's test people stay untouched too: score people carved from its training part
-            extra_train, extra_eval = fold_split(extra_records, f, fold, tune_val, fold_seed)
+            extra_train, extra_eval = fold_split(extra_records, f, fold, self.tune_val, self.fold_seed)
             extra_parts.append((name, extra_faces, extra_train, extra_eval))
-        train_set = faces.subset(train_idx)
+        train_set = self.faces.subset(train_idx)
         if extra_parts:
             train_set = FaceSet.concat([train_set] + [s.subset(tr) for _, s, tr, _ in extra_parts])
-        log(f"fold {fold}: {len(train_idx)} train / {len(test_idx)} {split}"
-            + "".join(f"; {name}: {len(tr)} train / {len(ev)} {split}" for name, _, tr, ev in extra_parts))
-        fold_cfg = train_cfg
-        if teacher_run is not None:
-            fold_cfg = dataclasses.replace(fold_cfg, teacher=str(run_fold(teacher_run, fold, k, fold_seed, "teacher")))
-        if init_run is not None:
-            fold_cfg = dataclasses.replace(fold_cfg, init=str(run_fold(init_run, fold, k, fold_seed, "init")))
+        self.log(f"fold {fold}: {len(train_idx)} train / {len(test_idx)} {split}"
+                 + "".join(f"; {name}: {len(tr)} train / {len(ev)} {split}" for name, _, tr, ev in extra_parts))
         started = time.perf_counter()
-        res = fit(model_cfg, fold_cfg, train_set, fold_dir, faces.subset(test_idx),
-                  resume=True, eval_every=eval_every, progress=progress, log=log)
+        res = fit(self.model_cfg, self._fold_cfg(fold), train_set, self.dir.fold(fold), self.faces.subset(test_idx),
+                  resume=True, eval_every=self.eval_every, progress=self.progress, log=self.log)
+        cfg, history = self.train_cfg, res["history"]
         extra_metrics = {}
-        if rank == 0:
+        if self.rank == 0:
             for name, extra_faces, _, scored in extra_parts:  # each extra's held-out people, scored on its own
                 held_out = extra_faces.subset(scored)
-                extra_metrics[name], _ = evaluate(res["model"], held_out, bf16=train_cfg.bf16,
-                                                  channels_last=train_cfg.channels_last)
+                extra_metrics[name], _ = evaluate(res["model"], held_out, bf16=cfg.bf16,
+                                                  channels_last=cfg.channels_last)
                 extra_metrics[name]["n_eval"] = len(held_out)
-        history = res["history"]
         result = {
             "fold": fold, "split": split, "n_train": len(train_idx), "n_eval": len(test_idx),
             "metrics": res["metrics"],
             **({"extra_metrics": extra_metrics, "n_train_extra": len(train_set) - len(train_idx), "extra_split": split}
-               if extra_sets else {}),
-            "epochs": train_cfg.epochs,
+               if self.extra_sets else {}),
+            "epochs": cfg.epochs,
             # what ran, not what was asked: bf16 autocast is skipped on a CPU without native bf16
-            "precision": "bf16 autocast" if train_cfg.bf16 and bf16_supported() else "fp32",
+            "precision": "bf16 autocast" if cfg.bf16 and bf16_supported() else "fp32",
             "train_seconds": float(sum(h["train_seconds"] for h in history)),
             "train_images_per_s": float(np.median([h["train_images_per_s"] for h in history])),
             "wall_seconds_this_session": time.perf_counter() - started,
             "curve": curve_rows(history),
             **run_info(),
         }
-        if rank == 0:  # under torchrun only rank 0 evaluates and writes
-            write_json(done, result)
-        fold_results[fold] = result
-    return write_summary()
+        if self.rank == 0:  # under torchrun only rank 0 evaluates and writes
+            write_json(self.dir.fold_results(fold), result)
+        self.fold_results[fold] = result
+        return result
 
 
 def run_fold(run: str | os.PathLike, fold: int, k: int, fold_seed: int, role: str = "teacher") -> Path:

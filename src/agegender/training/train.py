@@ -66,6 +66,45 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: FaceSet, out_
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=train_cfg.lr, momentum=train_cfg.momentum,
                                 weight_decay=train_cfg.weight_decay)
+    start_epoch, history = _starting_point(out, model, optimizer, model_cfg, train_cfg, resume, log)
+    ddp_model: nn.Module = model
+    if world > 1:
+        ddp_model = nn.parallel.DistributedDataParallel(model)
+    images, labels = to_tensors(train_set, train_cfg.channels_last)
+    if train_cfg.teacher:
+        labels.update(teacher_targets(train_cfg.teacher, model_cfg, train_set, train_cfg.channels_last, log))
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        log(f"{model_cfg.arch} ({model_cfg.head} head, tasks {','.join(model_cfg.tasks)}): "
+            f"{count_parameters(model):,} parameters; {len(train_set)} training faces; "
+            f"bf16 {'on' if train_cfg.bf16 and bf16_supported() else 'off'}; world size {world}")
+    metrics: dict = {}
+    for epoch in range(start_epoch, train_cfg.epochs):
+        t0 = time.perf_counter()
+        stats = train_one_epoch(ddp_model, optimizer, images, labels, train_cfg, epoch, rank=rank,
+                                world_size=world, progress=progress and rank == 0)
+        row = {"epoch": epoch + 1, **stats, **_probes(model, model_cfg, train_cfg, images)}
+        last = epoch + 1 == train_cfg.epochs
+        if eval_set is not None and rank == 0 and (last or (eval_every and (epoch + 1) % eval_every == 0)):
+            metrics = _evaluate_into(row, model, eval_set, train_cfg)
+        row["epoch_seconds"] = time.perf_counter() - t0
+        if rank == 0:
+            history.append(row)
+            # Checkpoint first: its history is the record; the log line follows.
+            save_checkpoint(out / CHECKPOINT_DIR, model, model_cfg, train_cfg, optimizer, epoch + 1,
+                            extra={"history": history})
+            with open(out / LOG_FILE, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            log(_epoch_line(row))
+    if eval_set is not None and not metrics and rank == 0:
+        metrics, _ = evaluate(model, eval_set, bf16=train_cfg.bf16, channels_last=train_cfg.channels_last)
+    return {"metrics": metrics, "history": history, "model": model}
+
+
+def _starting_point(out: Path, model: nn.Module, optimizer, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                    resume: bool, log) -> tuple[int, list]:
+    """(first epoch to run, history so far): resume from ``out``'s checkpoint (same config only), or start
+    from ``train_cfg.init``'s weights, or from scratch. Never overwrites a checkpoint it was not asked to."""
     start_epoch, history = 0, []
     ckpt = find_checkpoint(out / CHECKPOINT_DIR)
     if incomplete_checkpoint(out / CHECKPOINT_DIR):
@@ -88,45 +127,25 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: FaceSet, out_
     elif train_cfg.init:
         init_from(model, model_cfg, train_cfg.init, log)
         log(f"initialised from {train_cfg.init}")
-    ddp_model: nn.Module = model
-    if world > 1:
-        ddp_model = nn.parallel.DistributedDataParallel(model)
-    images, labels = to_tensors(train_set, train_cfg.channels_last)
-    if train_cfg.teacher:
-        labels.update(teacher_targets(train_cfg.teacher, model_cfg, train_set, train_cfg.channels_last, log))
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        log(f"{model_cfg.arch} ({model_cfg.head} head, tasks {','.join(model_cfg.tasks)}): "
-            f"{count_parameters(model):,} parameters; {len(train_set)} training faces; "
-            f"bf16 {'on' if train_cfg.bf16 and bf16_supported() else 'off'}; world size {world}")
-    metrics: dict = {}
-    for epoch in range(start_epoch, train_cfg.epochs):
-        t0 = time.perf_counter()
-        stats = train_one_epoch(ddp_model, optimizer, images, labels, train_cfg, epoch, rank=rank,
-                                world_size=world, progress=progress and rank == 0)
-        row = {"epoch": epoch + 1, **stats}
-        if any(not task_is_logits(model_cfg, t) for t in model_cfg.tasks):
-            row.update(train_eval_shift(model, images, seed=train_cfg.seed))
-        if train_cfg.probe_dead_units:
-            row.update(fc_alive(model, images, seed=train_cfg.seed))
-        last = epoch + 1 == train_cfg.epochs
-        if eval_set is not None and rank == 0 and (last or (eval_every and (epoch + 1) % eval_every == 0)):
-            t_eval = time.perf_counter()
-            metrics, _ = evaluate(model, eval_set, bf16=train_cfg.bf16, channels_last=train_cfg.channels_last)
-            row.update({f"eval_{k}": v for k, v in metrics.items() if not k.endswith("confusion")})
-            row["eval_seconds"] = time.perf_counter() - t_eval
-        row["epoch_seconds"] = time.perf_counter() - t0
-        if rank == 0:
-            history.append(row)
-            # Checkpoint first: its history is the record; the log line follows.
-            save_checkpoint(out / CHECKPOINT_DIR, model, model_cfg, train_cfg, optimizer, epoch + 1,
-                            extra={"history": history})
-            with open(out / LOG_FILE, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            log(_epoch_line(row))
-    if eval_set is not None and not metrics and rank == 0:
-        metrics, _ = evaluate(model, eval_set, bf16=train_cfg.bf16, channels_last=train_cfg.channels_last)
-    return {"metrics": metrics, "history": history, "model": model}
+    return start_epoch, history
+
+
+def _probes(model: nn.Module, model_cfg: ModelConfig, train_cfg: TrainConfig, images) -> dict:
+    """Per-epoch diagnostics: the train/eval shift of regressed outputs, and dead FC units when asked."""
+    row: dict = {}
+    if any(not task_is_logits(model_cfg, t) for t in model_cfg.tasks):
+        row.update(train_eval_shift(model, images, seed=train_cfg.seed))
+    if train_cfg.probe_dead_units:
+        row.update(fc_alive(model, images, seed=train_cfg.seed))
+    return row
+
+
+def _evaluate_into(row: dict, model: nn.Module, eval_set: FaceSet, train_cfg: TrainConfig) -> dict:
+    t_eval = time.perf_counter()
+    metrics, _ = evaluate(model, eval_set, bf16=train_cfg.bf16, channels_last=train_cfg.channels_last)
+    row.update({f"eval_{k}": v for k, v in metrics.items() if not k.endswith("confusion")})
+    row["eval_seconds"] = time.perf_counter() - t_eval
+    return metrics
 
 
 def init_from(model: nn.Module, model_cfg: ModelConfig, source: str, log=print) -> None:
