@@ -14,8 +14,21 @@ RGB_STD = (64.0, 64.0, 64.0)
 AUGMENT_POLICIES = ("flip_shift", "wild")  # implemented in training/augment.py
 
 
+class _JsonConfig:
+    """to_dict / from_dict for the frozen configs; from_dict ignores keys it does not know (results files
+    written by older versions stay readable)."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_JsonConfig):
     arch: str = "paper"
     tasks: tuple[str, ...] = ("age", "gender")
     head: str = "reg"  # "reg": the paper's joint L2 regression of label indices; "cls": softmax per task
@@ -55,17 +68,10 @@ class ModelConfig:
         object.__setattr__(self, "mean", tuple(self.mean))
         object.__setattr__(self, "std", tuple(self.std))
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_JsonConfig):
     """The paper's recipe is the default; departures are documented in docs/RESULTS.md."""
 
     epochs: int = 30
@@ -105,13 +111,6 @@ class TrainConfig:
                              f"got {self.augment_policy!r}")
         object.__setattr__(self, "lr_step_epochs", tuple(self.lr_step_epochs))
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 # Named recipes. "paper" is the paper verbatim; the others record measured departures.

@@ -15,17 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agegender.inference.detect.base import (
-    CropCalibration,
-    Detection,
-    LandmarkCalibration,
-    _finish,
-    _rescale,
-    _resize,
-    _weighted_nms,
-    check_image,
-    iou_matrix,
-)
+from agegender.inference.detect import base
+from agegender.inference.detect.base import CropCalibration, Detection, LandmarkCalibration, check_image
 
 LANDMARKS = ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear")
 # Crop and landmark frames per variant, fitted by benchmarks/detectors.py on the 600 padded UTKFace crops
@@ -178,7 +169,7 @@ class BlazeFaceDetector:
         landmarks' x, y), (N,) scores."""
         shape = self._input_shape(image.shape)
         f = min(shape[0] / image.shape[0], shape[1] / image.shape[1])
-        small = _resize(image, f)
+        small = base._resize(image, f)
         x = np.zeros((1, *shape, 3), np.float32)  # letterbox at the top-left; 0 = mid-grey in [-1, 1]
         x[0, :small.shape[0], :small.shape[1]] = small.astype(np.float32) / 127.5 - 1.0
         self._net.set_tensor(self._input, x)
@@ -219,7 +210,7 @@ class BlazeFaceDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         check_image(image)
-        small, f = _rescale(image, min_side=1)
+        small, f = base._rescale(image, min_side=1)
         boxes, scores = self._detect(small)
         if len(scores) == 0:
             # A face that fills the whole picture (a tight crop) touches its borders, where BlazeFace's
@@ -235,7 +226,7 @@ class BlazeFaceDetector:
             boxes = boxes - _offset(pad, pad, boxes.dtype)
             keep = scores >= max(self._min_score, RETRY_MIN_SCORE)
             boxes, scores = boxes[keep], scores[keep]
-        return _finish(boxes, scores, f, image.shape)
+        return base._finish(boxes, scores, f, image.shape)
 
     def _detect(self, small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """All passes (whole picture, tiles, close-up) merged: (N, 16) rows in ``small``'s pixels, scores."""
@@ -247,15 +238,15 @@ class BlazeFaceDetector:
             cut = (((b[:, 0] < 2) & (x > 0)) | ((b[:, 1] < 2) & (y > 0))
                    | ((b[:, 0] + b[:, 2] > t - 2) & (x + t < w)) | ((b[:, 1] + b[:, 3] > t - 2) & (y + t < h)))
             passes.append((b[~cut] + _offset(x, y, b.dtype), sc[~cut]))
-        boxes, scores = _weighted_nms(np.concatenate([p[0] for p in passes]), np.concatenate([p[1] for p in passes]),
-                                      self._nms_iou)
+        boxes, scores = base._weighted_nms(np.concatenate([p[0] for p in passes]),
+                                           np.concatenate([p[1] for p in passes]), self._nms_iou)
         if self._close_up is not None and len(scores) == 0:
             # The close-up pass only when the full-range passes found no face (it finds the face that fills
             # the picture, which they miss; with a face found it added nothing on docs/DETECTORS.md's
             # pictures, and it cost 1.9 ms a 640x480 photo); its boxes are framed a little differently,
             # so they are never averaged with the full-range ones.
-            b, sc = _weighted_nms(*self._close_up._run(small), self._nms_iou)
-            new = iou_matrix(b[:, :4], boxes[:, :4]).max(axis=1, initial=0.0) <= self._nms_iou
+            b, sc = base._weighted_nms(*self._close_up._run(small), self._nms_iou)
+            new = base.iou_matrix(b[:, :4], boxes[:, :4]).max(axis=1, initial=0.0) <= self._nms_iou
             boxes, scores = np.concatenate([boxes, b[new]]), np.concatenate([scores, sc[new]])
         return boxes.reshape(-1, 16), scores
 
