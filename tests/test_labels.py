@@ -121,3 +121,16 @@ def test_task_specs_are_checked():
         TaskSpec("z")
     with pytest.raises(ValueError, match="record 'value'"):
         TaskSpec("w", ("a", "b"), record="value")
+
+
+def test_report_columns_come_from_the_registry():
+    """The report shows the headline metrics its runs hold, in registry order: a run with race and age in
+    years gets their columns, the paper-shaped runs keep exactly their five."""
+    from agegender.reporting.report import metric_columns, summary_table
+
+    paper = {"gender_acc": 1, "age_strict_exact": 2, "age_strict_1off": 3, "age_exact": 4, "age_1off": 5}
+    assert [k for k, _ in metric_columns(paper)] == list(paper)
+    cell = {"mean": 90.0, "std": 1.0, "n": 2}
+    runs = {"a": {"summary": {"gender_acc": cell, "race_acc": cell, "age_years_mae": cell, "folds_done": [0, 1]}}}
+    head = summary_table(runs).splitlines()[0]
+    assert head == "| run | gender | age MAE (years) | race | folds |"

@@ -40,7 +40,9 @@ class TaskSpec:
     exact_from: for an ordinal task, the years task whose exact labels give the strict score
     (``accuracy_report``'s FIELD_strict_*: only faces whose exact value lies inside a group).
     groups_of: for a years task, the ordinal task whose groups its year distribution sums into.
-    headline: the metric keys summaries show, first the one tables compare; metric_label: its heading.
+    headline: the metric keys summaries show, first the one tables compare; headline_labels: their
+    headings in the report (default: the task's name); metric_label: the first one's heading in tables
+    that compare one metric per task (the ablation).
     column: the table's heading for the label (default: the name).
     """
 
@@ -52,6 +54,7 @@ class TaskSpec:
     exact_from: str | None = None
     groups_of: str | None = None
     headline: tuple[str, ...] = ()
+    headline_labels: tuple[str, ...] = ()
     metric_label: str = ""
     column: str = ""
 
@@ -67,6 +70,10 @@ class TaskSpec:
                            ("metric_label", self.headline[0] if self.headline else "")):
             if not getattr(self, key):
                 object.__setattr__(self, key, value)
+        if not self.headline_labels:
+            object.__setattr__(self, "headline_labels", (self.name,) * len(self.headline))
+        if len(self.headline_labels) != len(self.headline):
+            raise ValueError(f"task {self.name}: one heading per headline metric")
 
     @property
     def num_classes(self) -> int:
@@ -112,8 +119,10 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
     TaskSpec("gender", GENDERS, record="confidence", metric_label="gender acc %"),
     TaskSpec("age", AGE_GROUPS, kind="ordinal", field="age_group", record="index_probs", exact_from="age_years",
              headline=("age_strict_exact", "age_strict_1off", "age_exact", "age_1off"),
+             headline_labels=("age exact (strict)", "age 1-off (strict)", "age exact (nearest)", "age 1-off (nearest)"),
              metric_label="age exact % (strict)"),
-    TaskSpec("age_years", kind="years", record="value", groups_of="age", metric_label="age MAE (years)"),
+    TaskSpec("age_years", kind="years", record="value", groups_of="age", headline_labels=("age MAE (years)",),
+             metric_label="age MAE (years)"),
     TaskSpec("race", RACES, metric_label="race acc %"),
 )}
 

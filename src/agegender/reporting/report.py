@@ -6,13 +6,18 @@ import json
 import os
 from pathlib import Path
 
-from agegender.labels import AGE_GROUPS, GENDERS
+from agegender.labels import AGE_GROUPS, GENDERS, TASKS
 from agegender.metrics import format_mean_std
 from agegender.rundir import RunDir
 
-METRICS = (("gender_acc", "gender"), ("age_strict_exact", "age exact (strict)"),
-           ("age_strict_1off", "age 1-off (strict)"), ("age_exact", "age exact (nearest)"),
-           ("age_1off", "age 1-off (nearest)"))
+
+def metric_columns(*metric_dicts: dict) -> list[tuple[str, str]]:
+    """(key, heading) of the registry's headline metrics that any of ``metric_dicts`` holds (all of them
+    when none is given), in registry order (gender, the age groups, age in years, race...): the report's
+    columns."""
+    return [(key, label) for spec in TASKS.values()
+            for key, label in zip(spec.headline, spec.headline_labels, strict=True)
+            if not metric_dicts or any(key in m for m in metric_dicts)]
 
 
 # The paper's Table 1 on Adience (5-fold, subject-exclusive) and the baseline it compares with.
@@ -52,8 +57,9 @@ def extra_columns(runs: dict[str, dict]) -> list[tuple[str, str]]:
                    for key in m})
 
 
-def summary_row(name: str, results: dict, extras: list[tuple[str, str]] = ()) -> str:
-    cells = [_mean_cell(results["summary"].get(key)) for key, _ in METRICS]
+def summary_row(name: str, results: dict, extras: list[tuple[str, str]] = (), columns=None) -> str:
+    columns = columns or metric_columns(results["summary"])
+    cells = [_mean_cell(results["summary"].get(key)) for key, _ in columns]
     cells += [_mean_cell(results["summary"].get("extra", {}).get(d, {}).get(key)) for d, key in extras]
     folds = len(results["summary"].get("folds_done", []))
     return f"| {name} | " + " | ".join(cells) + f" | {folds} |"
@@ -61,19 +67,21 @@ def summary_row(name: str, results: dict, extras: list[tuple[str, str]] = ()) ->
 
 def summary_table(runs: dict[str, dict]) -> str:
     extras = extra_columns(runs)
-    labels = [label for _, label in METRICS] + [f"{d} {key.removesuffix('_acc')} (held-out people)"
+    columns = metric_columns(*(r["summary"] for r in runs.values()))
+    labels = [label for _, label in columns] + [f"{d} {key.removesuffix('_acc')} (held-out people)"
                                                  for d, key in extras]
     head = "| run | " + " | ".join(labels) + " | folds |"
     sep = "|---" * (len(labels) + 2) + "|"
-    return "\n".join([head, sep, *(summary_row(name, r, extras) for name, r in runs.items())])
+    return "\n".join([head, sep, *(summary_row(name, r, extras, columns) for name, r in runs.items())])
 
 
 def fold_table(results: dict) -> str:
-    lines = ["| fold | split | n train | n eval | " + " | ".join(label for _, label in METRICS)
-             + " | train img/s | train s |", "|---" * (len(METRICS) + 6) + "|"]
+    columns = metric_columns(*(f["metrics"] for f in results["folds"]))
+    lines = ["| fold | split | n train | n eval | " + " | ".join(label for _, label in columns)
+             + " | train img/s | train s |", "|---" * (len(columns) + 6) + "|"]
     for f in results["folds"]:
         m = f["metrics"]
-        cells = " | ".join(f"{m[k]:.2f}" if k in m else "-" for k, _ in METRICS)
+        cells = " | ".join(f"{m[k]:.2f}" if k in m else "-" for k, _ in columns)
         lines.append(f"| {f['fold']} | {f['split']} | {f['n_train']} | {f['n_eval']} | {cells} | "
                      f"{f['train_images_per_s']:.0f} | {f['train_seconds']:.0f} |")
     return "\n".join(lines)
@@ -82,7 +90,7 @@ def fold_table(results: dict) -> str:
 def curve_table(results: dict, fold: int | None = None) -> str:
     """Per-epoch evaluation of one fold (the learning curve used to choose the schedule)."""
     f = results["folds"][0] if fold is None else next(x for x in results["folds"] if x["fold"] == fold)
-    keys = [(f"eval_{k}", label) for k, label in METRICS[:3]]
+    keys = [(f"eval_{k}", label) for k, label in metric_columns()[:3]]
     shift = [k for k in f["curve"][0] if k.startswith("shift_")]
     lines = ["| epoch | train loss | " + " | ".join(label for _, label in keys)
              + "".join(f" | {k}" for k in shift) + " |", "|---" * (len(keys) + 2 + len(shift)) + "|"]
