@@ -21,8 +21,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
+from agegender.inference import runtime
 from agegender.inference.predict import bundled_file
-from agegender.inference.runtime import OnnxModel, has_int8_dot
+from agegender.inference.runtime import SPLIT_MIN, OnnxModel, has_int8_dot
 from agegender.provenance import publish
 
 M, K, N = 512, 4096, 4096
@@ -121,7 +122,9 @@ def macs_per_face(path) -> float:
     return total
 
 
-def faces_per_second(path, threads: int, batch: int, seconds: float) -> float:
+def faces_per_second(path, threads: int, batch: int, seconds: float, slices: bool = True) -> float:
+    """``slices=False``: as before OnnxModel ran large batches as parallel slices (one session, all threads)."""
+    runtime.SPLIT_MIN = SPLIT_MIN if slices else 10**9
     model = OnnxModel(path, threads=threads)
     faces = np.random.default_rng(0).integers(0, 256, (batch, model.size, model.size, 3), dtype=np.uint8)
     model.run(faces)
@@ -160,15 +163,18 @@ def main() -> None:
                 continue
             macs = macs_per_face(path)
             kind = "int8" if precision == "int8" else "fp32"
-            for threads in threads_list:
-                fps = faces_per_second(path, threads, args.batch, args.seconds)
+            for threads, slices in [(t, True) for t in threads_list] + [(t, False) for t in threads_list if t > 1]:
+                fps = faces_per_second(path, threads, args.batch, args.seconds, slices)
                 rate = fps * macs
-                rows.append((f"{name} ({path.name})", kind, threads, macs / 1e6, fps, rate / 1e9,
+                how = "" if slices or threads == 1 else ", one session (no slices)"
+                rows.append((f"{name} ({path.name}){how}", kind, threads, macs / 1e6, fps, rate / 1e9,
                              ceilings[kind, threads] / 1e9, rate / ceilings[kind, threads]))
     lines = [f"Ceiling: the faster of two dense kernels in ONNX Runtime, a ({M} x {K}) x ({K} x {N}) product and a "
              f"3 x 3 convolution of {CC} to {CC} channels on ({CB}, {CC}, {CHW}, {CHW}), best of {args.runs} calls; "
              "models: "
-             f"aligned 64 px faces at batch {args.batch} through `OnnxModel.run`, median over {args.seconds:g} s. "
+             f"aligned 64 px faces at batch {args.batch} through `OnnxModel.run` (on 2+ threads a batch runs as "
+             "one slice per thread, each in its own 1-thread session; the \"one session\" rows are the same "
+             f"batch in one session with all the threads, as before), median over {args.seconds:g} s. "
              f"This CPU {'has' if has_int8_dot() else 'lacks'} VNNI int8 dot products, so `--precision auto` "
              f"picks {'int8' if has_int8_dot() else 'float'}.", "",
              "| ceiling | threads | G multiply-adds/s |", "|---|---:|---:|"]

@@ -76,3 +76,20 @@ def test_cli_precision_flag_and_health_report_it(capsys):
 
     service = Service(Predictor("default", precision="float"), 1000, 1, 1, 1.0)
     assert service.describe()["precision"] in ("fp16", "fp32")
+
+
+def test_a_large_batch_on_several_threads_runs_as_parallel_slices_with_the_same_outputs():
+    import numpy as np
+
+    from agegender.inference.predict import bundled_file
+    from agegender.inference.runtime import SPLIT_MIN, OnnxModel
+
+    faces = np.random.default_rng(0).integers(0, 256, (2 * SPLIT_MIN + 3, 64, 64, 3), dtype=np.uint8)
+    one = OnnxModel(bundled_file("default", "float"), threads=1)
+    two = OnnxModel(bundled_file("default", "float"), threads=2)
+    want, got = one.run(faces), two.run(faces)
+    assert two._split is not None and one._split is None  # the slices ran; one thread never splits
+    for task in want:
+        np.testing.assert_allclose(got[task], want[task], rtol=1e-4, atol=1e-4)
+    small = two.run(faces[:5])  # below the threshold: the one session with both threads
+    np.testing.assert_allclose(small["gender"], want["gender"][:5], rtol=1e-4, atol=1e-4)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -65,24 +66,20 @@ def _checked_meta(path: Path, raw: str) -> dict:
     return meta
 
 
+SPLIT_MIN = 16  # faces per thread from which a batch is run as parallel slices (OnnxModel.run)
+
+
 class OnnxModel:
     """``run(faces)`` on uint8 faces (N, S, S, 3) RGB -> raw outputs per task (logits or values)."""
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
-        import onnxruntime as ort
-
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"{self.path}: no such model file")
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types for bad files
-            raise ModelError(f"{self.path}: not a usable ONNX model ({err})") from None
+        self.threads = threads or os.cpu_count() or 1
+        self.session = self._session(threads)
+        self._split: tuple | None = None  # (pool, one 1-thread session per thread), made on the first large batch
+        self._split_lock = threading.Lock()
         raw = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
         if raw is None:
             raise ModelError(f"{self.path}: ONNX file has no '{META_KEY}' metadata (export it with `agegender export`)")
@@ -98,9 +95,44 @@ class OnnxModel:
         if len(shape) != 4 or any(isinstance(d, int) and d != self.size for d in shape[2:]):
             raise ModelError(f"{self.path}: metadata says {self.size} px faces but the graph's input is {shape}")
 
+    def _session(self, threads: int | None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            return ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types for bad files
+            raise ModelError(f"{self.path}: not a usable ONNX model ({err})") from None
+
     def run(self, faces: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw outputs of a batch. A batch of at least ``SPLIT_MIN`` faces per thread runs as that many
+        slices at once, each in its own one-thread session (data-parallel): the small layers of these
+        nets leave ONNX Runtime's intra-op threads waiting: on 2 cores the int8 default ran 1,328 vs 1,274
+        faces/s in one session (77 vs 74 % of the int8 ceiling, same run; docs/BENCHMARKS.md, "Batch
+        throughput against the compute ceiling"). Small batches use one session with all the threads
+        (lowest latency)."""
         if faces.ndim != 4 or faces.shape[1:] != (self.size, self.size, 3):
             raise ValueError(f"expected faces of shape (N, {self.size}, {self.size}, 3), got {faces.shape}")
         x = np.ascontiguousarray(faces.transpose(0, 3, 1, 2), dtype=np.float32)
+        if self.threads > 1 and len(x) >= SPLIT_MIN * self.threads:
+            return self._run_split(x)
         outs = self.session.run(self.output_names, {self.input_name: x})
         return dict(zip(self.output_names, outs, strict=True))
+
+    def _run_split(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        with self._split_lock:  # sessions may be shared by threads (ONNX Runtime's run is thread-safe)
+            if self._split is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._split = (ThreadPoolExecutor(self.threads, thread_name_prefix="onnx-slice"),
+                               [self._session(1) for _ in range(self.threads)])
+        pool, sessions = self._split
+        slices = np.array_split(x, self.threads)
+        futures = [pool.submit(s.run, self.output_names, {self.input_name: part})
+                   for s, part in zip(sessions, slices, strict=True)]
+        parts = [f.result() for f in futures]
+        return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(self.output_names)}
