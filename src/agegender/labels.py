@@ -44,6 +44,7 @@ class TaskSpec:
     headings in the report (default: the task's name); metric_label: the first one's heading in tables
     that compare one metric per task (the ablation).
     column: the table's heading for the label (default: the name).
+    source: where its labels come from, when only some datasets have them (shown in report headings).
     """
 
     name: str
@@ -57,6 +58,7 @@ class TaskSpec:
     headline_labels: tuple[str, ...] = ()
     metric_label: str = ""
     column: str = ""
+    source: str = ""
 
     def __post_init__(self):
         if self.kind not in KINDS or self.record not in RECORD_STYLES:
@@ -123,7 +125,7 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
              metric_label="age exact % (strict)"),
     TaskSpec("age_years", kind="years", record="value", groups_of="age", headline_labels=("age MAE (years)",),
              metric_label="age MAE (years)"),
-    TaskSpec("race", RACES, metric_label="race acc %"),
+    TaskSpec("race", RACES, metric_label="race acc %", source="UTKFace"),
 )}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agegender.labels import AGE_GROUPS, GENDERS, MISSING, RACES, age_group_strict
+from agegender.labels import AGE_GROUPS, MISSING, TASKS, age_group_strict
 from agegender.metrics import expected_calibration_error, pct
 
 PREDICTIONS = "predictions.npz"
@@ -90,7 +90,8 @@ def fold_predictions(run_dir: str | os.PathLike, results: dict, fold_result: dic
 
 
 def breakdown(preds: list[FoldPredictions]) -> dict[str, list[dict]]:
-    """Accuracy by true age group (strict: exact and 1-off), by gender, and by UTKFace race.
+    """Accuracy by true age group (strict: exact and 1-off), and by the classes of every categorical task
+    of the registry the faces are labelled with (gender, UTKFace's race).
 
     Each row: {"group", "n", "gender_acc", "age_exact", "age_1off"} (percent; None where a task is absent).
     """
@@ -113,10 +114,10 @@ def breakdown(preds: list[FoldPredictions]) -> dict[str, list[dict]]:
     everyone = np.ones(len(strict), dtype=bool)
     tables = {"all": [row("all", everyone)],
               "age group (strict)": [row(g, strict == i) for i, g in enumerate(AGE_GROUPS)]}
-    if "gender" in labels:
-        tables["gender"] = [row(g, labels["gender"] == i) for i, g in enumerate(GENDERS)]
-    if "race" in labels and (labels["race"] != MISSING).any():
-        tables["race (UTKFace)"] = [row(r, labels["race"] == i) for i, r in enumerate(RACES)]
+    for spec in TASKS.values():  # a table per class of every labelled categorical task (gender, race...)
+        if spec.kind == "classes" and spec.name in labels and (labels[spec.name] != MISSING).any():
+            title = f"{spec.name} ({spec.source})" if spec.source else spec.name
+            tables[title] = [row(name, labels[spec.name] == i) for i, name in enumerate(spec.labels)]
     return tables
 
 
