@@ -153,22 +153,29 @@ def composed_photos(folder: Path, n: int = 36) -> list[Path]:
     return paths
 
 
+def flip_bits(raw: bytes, rng, flips: int = 3) -> bytes:
+    """``raw`` with ``flips`` random bits flipped past its first third (the compressed data of a JPEG,
+    beyond its headers) and its last two bytes (the end marker) left alone."""
+    data = bytearray(raw)
+    for _ in range(flips):
+        i = rng.randrange(len(data) // 3, len(data) - 2)
+        data[i] ^= 1 << rng.randrange(8)
+    return bytes(data)
+
+
 def _damaged_jpeg(raw: bytes) -> bytes:
-    """The first of a fixed sequence of 3-bit-flip copies of ``raw`` that PIL's full decode refuses."""
+    """The first of a fixed sequence of bit-flipped copies of ``raw`` that PIL's full decode refuses."""
     import io
     import random
 
     rng = random.Random(0)
     for _ in range(1000):
-        data = bytearray(raw)
-        for _ in range(3):
-            i = rng.randrange(len(data) // 3, len(data) - 2)
-            data[i] ^= 1 << rng.randrange(8)
+        data = flip_bits(raw, rng)
         try:
-            with Image.open(io.BytesIO(bytes(data))) as im:
+            with Image.open(io.BytesIO(data)) as im:
                 im.load()
         except (OSError, SyntaxError, ValueError):
-            return bytes(data)
+            return data
     raise AssertionError("no refused bit-flip found")
 
 

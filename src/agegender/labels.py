@@ -67,15 +67,18 @@ class TaskSpec:
             raise ValueError(f"task {self.name}: a years task has no labels, every other task has them")
         if (self.kind == "years") != (self.record == "value"):
             raise ValueError(f"task {self.name}: record 'value' is for years tasks, and only for them")
-        for key, value in (("field", self.name), ("column", self.field or self.name),
-                           ("headline", (f"{self.name}_mae" if self.kind == "years" else f"{self.name}_acc",)),
-                           ("metric_label", self.headline[0] if self.headline else "")):
-            if not getattr(self, key):
-                object.__setattr__(self, key, value)
-        if not self.headline_labels:
-            object.__setattr__(self, "headline_labels", (self.name,) * len(self.headline))
+        # defaults in order: each may use the ones before it
+        self._default("field", self.name)
+        self._default("column", self.field)
+        self._default("headline", (f"{self.name}_{'mae' if self.kind == 'years' else 'acc'}",))
+        self._default("metric_label", self.headline[0])
+        self._default("headline_labels", (self.name,) * len(self.headline))
         if len(self.headline_labels) != len(self.headline):
             raise ValueError(f"task {self.name}: one heading per headline metric")
+
+    def _default(self, key: str, value) -> None:
+        if not getattr(self, key):
+            object.__setattr__(self, key, value)  # frozen dataclass: set once, while it is being built
 
     @property
     def num_classes(self) -> int:

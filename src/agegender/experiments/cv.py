@@ -7,6 +7,8 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,24 +80,38 @@ def run_cv(records: list[Record], data_info: dict, model_cfg: ModelConfig, train
     return run.write_summary()
 
 
+@dataclass
 class _Run:
     """One cross-validation run: its data (built once), its folds, and the results so far."""
 
-    def __init__(self, records, data_info, model_cfg, train_cfg, run_dir: RunDir, splits, fold_seed, tune_val,
-                 eval_every, command, progress, log, extras, teacher_run, init_run):
-        self.records, self.data_info, self.model_cfg, self.train_cfg = records, data_info, model_cfg, train_cfg
-        self.dir, self.splits, self.k, self.fold_seed, self.tune_val = run_dir, splits, len(splits), fold_seed, tune_val
-        self.eval_every, self.command, self.progress, self.log = eval_every, command, progress, log
-        self.teacher_run, self.init_run = teacher_run, init_run
+    records: list[Record]
+    data_info: dict
+    model_cfg: ModelConfig
+    train_cfg: TrainConfig
+    dir: RunDir
+    splits: list[tuple[np.ndarray, np.ndarray]]
+    fold_seed: int
+    tune_val: float
+    eval_every: int
+    command: str
+    progress: bool
+    log: Callable[[str], None]
+    extras: list[tuple[str, list[Record]]]
+    teacher_run: str | os.PathLike | None
+    init_run: str | os.PathLike | None
+    fold_results: dict[int, dict] = field(default_factory=dict)  # fold -> its results
+
+    def __post_init__(self):
+        self.k = len(self.splits)
         self.rank, _ = dist_info()
-        self.faces = build_faceset(records, model_cfg.input_size, tag=data_info["dataset"], progress=progress)
+        size = self.model_cfg.input_size
+        self.faces = build_faceset(self.records, size, tag=self.data_info["dataset"], progress=self.progress)
         self.extra_sets = []  # (name, records, faces, fold per face)
-        for name, extra_records in extras:
-            extra_folds = np.array(assign_folds(extra_records, self.k, seed=fold_seed))
-            extra_faces = build_faceset(extra_records, model_cfg.input_size, tag=name, progress=progress)
+        for name, extra_records in self.extras:
+            extra_folds = np.array(assign_folds(extra_records, self.k, seed=self.fold_seed))
+            extra_faces = build_faceset(extra_records, size, tag=name, progress=self.progress)
             self.extra_sets.append((name, extra_records, extra_faces, extra_folds))
         self.t0 = time.perf_counter()
-        self.fold_results: dict[int, dict] = {}  # fold -> its results
 
     def write_summary(self) -> dict:
         """out/results.json with every fold finished so far: rewritten after each fold, so a run that is
