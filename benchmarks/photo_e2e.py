@@ -21,20 +21,25 @@ from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detectors import background, load_crops, paste_face  # noqa: E402
+from tiled_blazeface import TiledBlazeFace  # noqa: E402
 
 from agegender.experiments.bench import time_calls  # noqa: E402
 from agegender.inference.detect import _resize, create_detector  # noqa: E402
+from agegender.inference.detect.blazeface import FULL_INPUT_SCALE  # noqa: E402
 from agegender.inference.framing import crop_face, face_crop_box, face_roll  # noqa: E402
 from agegender.inference.predict import bundled_file, load_model  # noqa: E402
 from agegender.preprocess import load_image, resize_face  # noqa: E402
 from agegender.provenance import publish  # noqa: E402
 
 cv2.setNumThreads(1)
-SETTINGS = {  # label -> (backend, kwargs)
-    "blazeface (default: tiles; close-up pass if no face)": ("blazeface", {}),
-    "blazeface_fast (short-range net, 256 px input)": ("blazeface_fast", {}),
-    "blazeface, one full-range pass (tile=0, close_up=0)": ("blazeface", {"tile": 0, "close_up": False}),
-    "haar": ("haar", {}),
+SETTINGS = {  # label -> a detector factory
+    f"blazeface (default: one pass shaped like the photo at {FULL_INPUT_SCALE} scale; close-up pass if no face)":
+        lambda: create_detector("blazeface"),
+    "blazeface before (192 px letterbox + 480 px tiles, baseline)": lambda: TiledBlazeFace(),
+    "blazeface_fast (short-range net, 256 px input)": lambda: create_detector("blazeface_fast"),
+    "blazeface, one full-range pass on the 192 px letterbox (input_scale=0, close_up=0)":
+        lambda: create_detector("blazeface", input_scale=0, close_up=False),
+    "haar": lambda: create_detector("haar"),
 }
 
 
@@ -88,7 +93,7 @@ def main() -> None:
     size = next(iter(models.values())).size
     settings = dict(SETTINGS)
     if Path(args.yunet).is_file():
-        settings["YuNet (peer file, user path)"] = (args.yunet, {})
+        settings["YuNet (peer file, user path)"] = lambda: create_detector(args.yunet)
     lines = ["| faces | detector | model | decode ms | detect ms | crop + resize ms | all but the model ms "
              "| predict ms | total ms | faces found |", "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     base = ["| faces | decode: PIL baseline ms | decode: load_image ms | ratio | BlazeFace input resize: one area "
@@ -104,9 +109,9 @@ def main() -> None:
             new_resize = median_ms(lambda px=pixels: _resize(px, 192 / max(px.shape[:2])), args.runs)
             base.append(f"| {n} | {old_decode:.2f} | {decode:.2f} | {old_decode / decode:.2f}x | {old_resize:.2f} "
                         f"| {new_resize:.2f} | {old_resize / new_resize:.2f}x |")
-            for label, (backend, kw) in settings.items():
-                det = create_detector(backend, **kw)
-                name = getattr(det, "name", backend)
+            for label, make in settings.items():
+                det = make()
+                name = det.name
                 found = det.detect(pixels)
                 detect = median_ms(lambda d=det, px=pixels: d.detect(px), args.runs)
 

@@ -15,6 +15,7 @@ from agegender.inference.detect import (
     BACKENDS,
     DEFAULT_BACKEND,
     LANDMARKS,
+    MAX_SIDE,
     BlazeFaceDetector,
     Detection,
     _blazeface_file,
@@ -25,12 +26,13 @@ from agegender.inference.detect import (
     create_detector,
     iou_matrix,
 )
+from agegender.inference.detect.blazeface import FULL_INPUT_SCALE
 from agegender.inference.framing import LANDMARK_CALIBRATION, crop_face, face_crop_box, face_roll
 
 YUNET = Path(__file__).resolve().parents[2] / "shared" / "peers" / "yunet" / "face_detection_yunet_2026may.onnx"
 NEEDS = {  # backend -> modules it imports
     "haar": ("cv2",),
-    "blazeface": ("ai_edge_litert",),
+    "blazeface": ("onnxruntime", "ai_edge_litert"),
     "blazeface_fast": ("ai_edge_litert",),
     "blazeface_short": ("ai_edge_litert",),
     "dlib": ("dlib",),
@@ -44,7 +46,8 @@ def _need(backend: str) -> None:
             pytest.skip(f"{module} not installed (needed by the {backend} backend)")
     if backend.startswith("blazeface"):
         try:
-            _blazeface_file("face_detection_full_range.tflite")
+            _blazeface_file("face_detection_full_range.onnx")
+            _blazeface_file("face_detection_short_range.tflite")
         except ImportError as err:
             pytest.skip(str(err))
 
@@ -182,19 +185,38 @@ def test_weighted_nms_merges_overlaps():
     assert kept[0] == pytest.approx([0.6, 0.6, 10, 10])  # score-weighted mean of the first two
 
 
-@pytest.mark.parametrize("h,w", [(480, 640), (720, 1280), (1280, 500), (400, 400)])
-def test_blazeface_tiles_cover_the_picture(h, w):
-    det = BlazeFaceDetector.__new__(BlazeFaceDetector)  # the tiling needs no model
-    det._tile = 480
-    tiles = det._tiles(h, w)
-    if max(h, w) <= 600:
-        assert tiles == []
-        return
-    covered = np.zeros((h, w), bool)
-    for x, y, t in tiles:
-        assert x >= 0 and y >= 0 and x + t <= w and y + t <= h
-        covered[y:y + t, x:x + t] = True
-    assert covered.all()
+@pytest.mark.parametrize(("h", "w"), [(480, 640), (720, 1280), (1280, 500), (300, 300), (1080, 1920)])
+def test_full_range_input_follows_the_pictures_shape(h, w):
+    """The default runs the full-range net once, on an input shaped like the picture (after the MAX_SIDE
+    step) at FULL_INPUT_SCALE of its size, long side at least 192, sides multiples of 32; anchors match."""
+    _need(DEFAULT_BACKEND)
+    det = create_detector()
+    det.detect(np.zeros((h, w, 3), np.uint8))
+    f = min(1.0, MAX_SIDE / max(h, w))  # the MAX_SIDE step
+    ih, iw = det._input_shape((round(h * f), round(w * f), 3))
+    g = max(FULL_INPUT_SCALE, 192 / (max(h, w) * f))
+    for side, n in ((ih, h), (iw, w)):  # each side: the picture's at that scale, rounded up to 32
+        assert side % 32 == 0 and n * f * g - 1 <= side < n * f * g + 32
+    raw, logits = det._net(np.zeros((1, ih, iw, 3), np.float32))
+    assert len(det._anchors) == len(raw) == len(logits) == (ih // 4) * (iw // 4)
+
+
+def test_one_shaped_pass_finds_a_small_face_the_letterbox_misses():
+    """A 56 px face in a 1280x960 photo is 8 px on the 192 px letterbox (too small for BlazeFace) and 25 px
+    on the default's shaped input."""
+    import cv2
+
+    _need(DEFAULT_BACKEND)
+    img = _astronaut()
+    (d,) = create_detector().detect(img)
+    x, y, w, h = (round(v) for v in face_crop_box(d, img.shape, DEFAULT_BACKEND))
+    face = cv2.resize(img[y:y + h, x:x + w], (56, 56), interpolation=cv2.INTER_AREA)
+    photo = np.full((960, 1280, 3), 90, np.uint8)
+    photo[600:656, 900:956] = face
+    assert create_detector(input_scale=0).detect(photo) == []
+    (found,) = create_detector().detect(photo)
+    got = face_crop_box(found, photo.shape, DEFAULT_BACKEND)
+    assert iou_matrix(np.array([got], float), np.array([[900, 600, 56, 56]], float))[0, 0] > 0.5
 
 
 def test_blazeface_landmarks_on_the_astronaut_and_on_her_tilted_picture():
@@ -228,10 +250,10 @@ def test_short_range_input_follows_the_pictures_shape(h, w):
     det = create_detector("blazeface_fast")
     det.detect(np.zeros((h, w, 3), np.uint8))  # runs (a picture with no face also runs its padded retry)
     ih, iw = det._input_shape((h, w, 3))
-    det._net.invoke()
     assert max(ih, iw) == 256 and ih % 16 == 0 and iw % 16 == 0
     assert abs(ih / iw - h / w) < 0.1
-    assert len(det._anchors) == det._net.get_output_details()[0]["shape"][1]
+    raw, _ = det._net(np.zeros((1, ih, iw, 3), np.float32))
+    assert len(det._anchors) == len(raw)
 
 
 def test_blazeface_fast_finds_the_astronaut_where_the_default_does():
@@ -244,9 +266,13 @@ def test_blazeface_fast_finds_the_astronaut_where_the_default_does():
     assert iou_matrix(np.array([a], float), np.array([b], float))[0, 0] > 0.7
 
 
-def test_input_side_is_only_for_the_short_range_net():
+def test_input_side_is_only_for_the_short_range_net_and_input_scale_for_the_full_range_one():
     _need("blazeface")
     with pytest.raises(ValueError, match="short-range"):
         BlazeFaceDetector(variant="blazeface", input_side=256)
     with pytest.raises(ValueError, match="multiple of 16"):
         BlazeFaceDetector(variant="blazeface_short", input_side=250)
+    with pytest.raises(ValueError, match="full-range"):
+        BlazeFaceDetector(variant="blazeface_short", input_scale=0.5)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        BlazeFaceDetector(variant="blazeface", input_scale=1.5)

