@@ -67,12 +67,13 @@ def central_face(records, shape) -> object | None:
     return nearest_centre(faces, lambda r: r.box, shape) if faces else None
 
 
-def summarise(name: str, photos: list[dict], found, gender, age, years, seconds: float) -> dict:
+def summarise(name: str, photos: list[dict], found, gender, age, years, seconds: float,
+              gender_ece: float | None = None) -> dict:
     """The table row: % over all photos and gender by FairFace age band (boolean arrays, one per photo)."""
     bands = np.array([band(p["age"]) for p in photos])
     out = {"model": name, "photos": len(photos), "found": int(np.sum(found)), "gender": 100 * np.mean(gender),
            "age_compatible": 100 * np.mean(age), "years_in_bin": None if years is None else 100 * np.mean(years),
-           "seconds": seconds}
+           "gender_ece": gender_ece, "seconds": seconds}
     for b in ("0-9", "10-19", "20+"):
         out[f"gender_{b}"] = 100 * np.asarray(gender)[bands == b].mean()
         out[f"n_{b}"] = int((bands == b).sum())
@@ -88,7 +89,7 @@ def score(name: str, predictor: Predictor, photos: list[dict], root: Path) -> di
     for r in predictor.predict_paths(paths):
         by_path.setdefault(r.path, []).append(r)
     seconds = time.perf_counter() - t0
-    found, gender, age, years = [], [], [], []
+    found, gender, age, years, confidence = [], [], [], [], []
     for p, path in zip(photos, paths, strict=True):
         with Image.open(path) as im:  # the header only: the size, for the central face
             shape = (im.height, im.width)
@@ -98,8 +99,23 @@ def score(name: str, predictor: Predictor, photos: list[dict], root: Path) -> di
         gender.append(face is not None and face.gender == p["gender"].lower())
         age.append(face is not None and face.age_group in COMPATIBLE[p["age"]])
         years.append(face is not None and face.age_years is not None and lo <= round(face.age_years) <= hi)
+        if face is not None and face.gender_confidence is not None:
+            confidence.append((face.gender_confidence, gender[-1]))
     has_years = any(r.age_years is not None for rs in by_path.values() for r in rs)
-    return summarise(name, photos, found, gender, age, years if has_years else None, seconds)
+    return summarise(name, photos, found, gender, age, years if has_years else None, seconds,
+                     gender_ece(confidence))
+
+
+def gender_ece(confidence: list[tuple[float, bool]]) -> float | None:
+    """Expected calibration error (%) of the gender confidence over the faces found: the confidence as a
+    two-class distribution, its top class right or wrong (agegender.metrics)."""
+    from agegender.metrics import expected_calibration_error
+
+    if not confidence:
+        return None
+    conf = np.array([c for c, _ in confidence], np.float64)
+    hit = np.array([h for _, h in confidence], bool)
+    return expected_calibration_error(np.stack([conf, 1 - conf], axis=1), np.where(hit, 0, 1))
 
 
 def peer_crops(photos: list[dict], root: Path, detector_name: str) -> list[np.ndarray | None]:
@@ -218,16 +234,19 @@ def main() -> None:
              f"`Predictor.predict_paths` with the `{args.detector}` detector on the whole photo, {args.threads} "
              f"ONNX Runtime thread(s). Gender in % (by FairFace age: {counts}); age group compatible with the FairFace "
              "bin and, for models giving years, years inside the bin, "
-             "in %; a photo with no face found counts as wrong. Peers get the central face as our detector frames it, "
+             "in %; a photo with no face found counts as wrong. Gender ECE: expected calibration error (%, 15 bins) "
+             "of our gender confidence on the faces found (0: a confidence of 0.8 is right 80 % of the time). "
+             "Peers get the central face as our detector frames it, "
              "cropped from the photo at its resolution, and so do the rows \"ours on the peers' crops\"; their "
              "seconds are the model alone, the whole-photo rows' the whole path.", "",
              "| model | faces found | gender | gender 0-9 | gender 10-19 | gender 20+ | age compatible | years in bin "
-             "| s (all photos) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| gender ECE | s (all photos) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['model']} | {r['found']}/{r['photos']} | {r['gender']:.1f} | {r['gender_0-9']:.1f} | "
                      f"{r['gender_10-19']:.1f} | {r['gender_20+']:.1f} | {r['age_compatible']:.1f} | "
-                     f"{'-' if r['years_in_bin'] is None else format(r['years_in_bin'], '.1f')} | {r['seconds']:.1f} |")
+                     f"{'-' if r['years_in_bin'] is None else format(r['years_in_bin'], '.1f')} | "
+                     f"{'-' if r.get('gender_ece') is None else format(r['gender_ece'], '.1f')} | {r['seconds']:.1f} |")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     publish(args.docs, "In the wild: fairface_ood through the user's path", "\n".join(lines))
