@@ -26,10 +26,10 @@ LANDMARKS = ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear")
 # boxes (the close-up pass's only where that found none); blazeface_fast is the short-range net on a
 # 256 px input, which frames faces a little tighter than on its 128 px one (blazeface_short).
 _FULL_LANDMARKS = LandmarkCalibration(
-    side=(1.3388, 0.0, 0.463, 0.0), x=(0.2717, 0.1445, 0.756, 0.0268), y=(-0.7383, 1.1687, -0.6784, -0.0131),
-    roll=-0.34, dead_zone=3.99)
+    side=(1.5886, 0.0, 0.3725, 0.0), x=(0.4487, -0.1853, 1.0579, 0.0264), y=(-0.9295, 1.3344, -0.8816, 0.0105),
+    roll=0.17, dead_zone=3.56)
 CROP = {
-    "blazeface": CropCalibration(scale=1.0, dx=0.014, dy=0.051),
+    "blazeface": CropCalibration(scale=1.005, dx=0.013, dy=0.047),
     "blazeface_fast": CropCalibration(scale=1.082, dx=0.005, dy=-0.007),
     "blazeface_short": CropCalibration(scale=1.052, dx=-0.001, dy=0.016),
 }
@@ -58,10 +58,11 @@ _BLAZEFACE = {
     "blazeface_short": ("face_detection_short_range.tflite", 128, (8, 16), (2, 6), 16),
 }
 # The full-range net's input per picture pixel. The 480 px tiles it replaced saw the picture at
-# 192 / 480 = 0.4 (and the whole of it at 192 px besides); on docs/DETECTORS.md's composed pictures one
-# pass at 0.35 / 0.4 / 0.45 found 0.938 / 0.960 / 0.982 of the faces against the tiles' 0.974, so 0.45:
-# the smallest of the three that finds no fewer.
-FULL_INPUT_SCALE = 0.45
+# 192 / 480 = 0.4, each face in up to four overlapping tiles, and the whole of it at 192 px besides. One
+# pass at 0.45 found more faces than they did on the composed pictures of seed 0 but fewer on the large
+# pictures of seeds 1 and 2; 0.5 finds no fewer on each of the three seeds, overall, under 100 px and on
+# the large pictures (docs/DETECTORS.md for seed 0, docs/results/detector/ for seeds 1 and 2).
+FULL_INPUT_SCALE = 0.5
 
 
 def _blazeface_anchors(side: int | tuple[int, int], strides: tuple[int, ...], per_cell) -> np.ndarray:
@@ -182,7 +183,7 @@ class BlazeFaceDetector:
 
     ``variant="blazeface"`` (the default backend): the full-range net sees the picture (after the
     MAX_SIDE step) at ``input_scale`` of its size (FULL_INPUT_SCALE), long side at least 192, each side
-    rounded up to a multiple of 32 (a 640x480 photo is one 288 x 224 pass). Its .tflite only took
+    rounded up to a multiple of 32 (a 640x480 photo is one 320 x 256 pass). Its .tflite only took
     192 x 192, and it misses faces under about 20 input pixels, so small faces took 480 px tiles, each
     run on its own: three passes for a 640x480 photo, thirteen for a 1280x960 one. The one pass finds
     more faces in about half the time (docs/DETECTORS.md). ``input_scale=0`` letterboxes the whole picture into
