@@ -48,6 +48,10 @@ class ModelConfig(_JsonConfig):
     # label-distribution learning on exact ages; age_years is its expectation and the 8 age groups are
     # summed from it (needs the age_years task). 0: age groups and years as separate outputs.
     age_bins: int = 0
+    # With age_bins: the 8 groups keep their own softmax head and the years are a distribution within each
+    # group (p(year) = p(group) * p(year | group)), so a years layer can be fitted onto a trained group
+    # model without changing its groups (`agegender fit-years`; models/heads.py).
+    years_in_groups: bool = False
     mean: tuple[float, float, float] = RGB_MEAN
     std: tuple[float, float, float] = RGB_STD
 
@@ -62,6 +66,8 @@ class ModelConfig(_JsonConfig):
         if self.age_bins and (not has_years or self.age_bins < 61 or self.fc_branches):
             raise ValueError("age_bins needs the age_years task, at least 61 bins (the 60+ group starts at 60) "
                              f"and no fc_branches; got {self.age_bins} with tasks {','.join(self.tasks)}")
+        if self.years_in_groups and (not self.age_bins or self.head != "cls" or "age" not in self.tasks):
+            raise ValueError("years_in_groups needs age_bins, the cls head and the age task")
         if self.input_size < 16:
             raise ValueError(f"input_size must be at least 16 pixels, got {self.input_size}")
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -111,6 +117,19 @@ class TrainConfig(_JsonConfig):
                              f"got {self.augment_policy!r}")
         object.__setattr__(self, "lr_step_epochs", tuple(self.lr_step_epochs))
 
+
+
+@dataclass(frozen=True)
+class YearsFit(_JsonConfig):
+    """How `agegender fit-years` fits a years layer onto a trained model (Adam on its cached features)."""
+
+    age_bins: int = 101
+    epochs: int = 40
+    batch_size: int = 512
+    lr: float = 0.01
+    weight_decay: float = 1e-4  # L2 on the layer's weights, added to the loss
+    mirror: bool = True  # also fit on each face's mirror image
+    seed: int = 0
 
 
 # Named recipes. "paper" is the paper verbatim; the others record measured departures.

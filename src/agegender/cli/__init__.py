@@ -1,6 +1,6 @@
 """Command line: the only place that parses arguments. Heavy imports happen inside each command."""
 
-# one module per command group: training (train, cv, ablation, report, bench), predicting (predict,
+# one module per command group: training (train, cv, ablation, report, bench), fitting (fit-years), predicting (predict,
 # predict-ray, serve, demo), exporting (export); this module builds the parser from them and runs main
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 import shlex
 import sys
 
-from agegender.cli import exporting, predicting, training
+from agegender.cli import exporting, fitting, predicting, training
 from agegender.cli.predicting import _count_inputs_into  # noqa: F401 (used by the tests)
 from agegender.cli.training import _train_config  # noqa: F401 (used by the tests)
 
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"agegender {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    for group in (training, predicting, exporting):
+    for group in (training, fitting, predicting, exporting):
         group.add_commands(sub)
     return parser
 

@@ -59,19 +59,27 @@ class MultiTaskHead(nn.Module):
     is one softmax over the years 0..age_bins-1 (label-distribution learning); ``age_years`` is its
     expected value and ``age`` (if a task) the log-probabilities of the 8 groups summed from it, so the
     two always agree. In training mode the year log-probabilities are also returned, as ``YEARS_DIST``.
+    With ``years_in_groups`` the 8 groups keep their own softmax head (``age`` logits) and the years
+    layer gives a distribution within each group: p(year) = p(group of year) * p(year | group), so the
+    years sum to the group head's probabilities exactly and a years layer can be added to a trained
+    group model without changing its groups (``agegender fit-years``).
     """
 
-    def __init__(self, in_features: int, tasks: tuple[str, ...], head: str, age_bins: int = 0):
+    def __init__(self, in_features: int, tasks: tuple[str, ...], head: str, age_bins: int = 0,
+                 years_in_groups: bool = False):
         super().__init__()
         self.tasks = tuple(tasks)
         self.head = head
         self.age_bins = age_bins
+        self.years_in_groups = years_in_groups
         # the registry's years task (age_years) and the ordinal task its distribution sums into (age)
         self.years_task = next((t for t in self.tasks if task_spec(t).kind == "years"), None)
         if age_bins and self.years_task is None:
             raise ValueError("age_bins > 0 needs a years task (age_years)")
         self.groups_task = task_spec(self.years_task).groups_of if age_bins else None
-        derived = {self.years_task, self.groups_task} if age_bins else set()
+        if years_in_groups and (not age_bins or head != "cls" or self.groups_task not in self.tasks):
+            raise ValueError("years_in_groups needs age_bins, the cls head and the age group task")
+        derived = ({self.years_task} if years_in_groups else {self.years_task, self.groups_task}) if age_bins else set()
         specs = [task_spec(t) for t in self.tasks if t not in derived]
         self.logit_tasks = [s.name for s in specs if s.categorical and head == "cls"]
         self.value_tasks = [s.name for s in specs if s.name not in self.logit_tasks]
@@ -86,6 +94,8 @@ class MultiTaskHead(nn.Module):
             self.register_buffer("year_values", torch.arange(age_bins, dtype=torch.float32))
             # log of the 0/1 membership, -1e4 for "not in this group": logsumexp over it sums the group's years
             self.register_buffer("year_group_log", (year_group_matrix(age_bins) - 1.0) * 1e4)
+            if years_in_groups:
+                self.register_buffer("year_group_index", year_group_matrix(age_bins).argmax(0))  # (bins,)
         for layer in [*self.classifiers.values(), self.regressor, self.years]:
             if layer is not None:
                 nn.init.normal_(layer.weight, std=0.01)
@@ -96,7 +106,15 @@ class MultiTaskHead(nn.Module):
         if self.regressor is not None:
             values = self.regressor(h).float() * self.value_scale + self.value_center  # (B, n_value_tasks)
             out.update({t: values[:, i] for i, t in enumerate(self.value_tasks)})
-        if self.years is not None:
+        if self.years is not None and self.years_in_groups:
+            u = self.years(h).float()  # (B, bins): log p(year | its group) up to each group's normaliser
+            within = torch.logsumexp(u[:, None, :] + self.year_group_log[None], dim=2)  # (B, 8)
+            group_log_p = torch.log_softmax(out[self.groups_task].float(), dim=1)
+            log_p = u + (group_log_p - within)[:, self.year_group_index]
+            out[self.years_task] = (log_p.exp() * self.year_values).sum(1)
+            if self.training:
+                out[YEARS_DIST] = log_p
+        elif self.years is not None:
             log_p = torch.log_softmax(self.years(h).float(), dim=1)  # (B, bins)
             out[self.years_task] = (log_p.exp() * self.year_values).sum(1)
             out[self.groups_task] = torch.logsumexp(log_p[:, None, :] + self.year_group_log[None], dim=2)  # (B, 8)

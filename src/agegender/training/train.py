@@ -155,27 +155,17 @@ def init_from(model: nn.Module, model_cfg: ModelConfig, source: str, log=print) 
     The trunk must match. The output head may differ in one way: a source whose age is 8 group logits
     can start a model whose age is a softmax over years (``--age-bins``): year y starts with its group's
     weights and the group's log-probability shared out over its years, so the new head begins with the
-    source's group distribution and learns the years from there."""
+    source's group distribution and learns the years from there; with ``years_in_groups`` the group head
+    is kept and the years start uniform within each group."""
     state, theirs = _init_weights(source)
     ours = model_cfg.to_dict()
-    trunk_keys = [k for k in ours if k not in ("tasks", "age_bins")]
+    trunk_keys = [k for k in ours if k not in ("tasks", "age_bins", "years_in_groups")]
     diff = {k: (theirs.to_dict()[k], ours[k]) for k in trunk_keys if theirs.to_dict()[k] != ours[k]}
     if diff:
         text = ", ".join(f"{k} {a} there, {b} here" for k, (a, b) in diff.items())
         raise ValueError(f"--init {source}: another model ({text})")
     target = model.state_dict()
-    head_new = getattr(model.head, "years", None) is not None and not theirs.age_bins
-    if head_new:
-        if "head.classifiers.age.weight" not in state:
-            raise ValueError(f"--init {source}: has no age-group head to start the years head from")
-        from agegender.models.heads import year_group_matrix
-
-        groups = year_group_matrix(model_cfg.age_bins)  # (8, bins)
-        member = groups.argmax(0)  # group of each year
-        w, b = state.pop("head.classifiers.age.weight"), state.pop("head.classifiers.age.bias")
-        state["head.years.weight"] = w[member].clone()
-        state["head.years.bias"] = b[member] - torch.log(groups.sum(1))[member]
-        log(f"--init {source}: years head started from its 8 age-group logits")
+    _adapt_head(state, target, model_cfg, theirs, source, log)
     # buffers fixed by the config (the head's value scaling, year values, group matrix) come from ours: an
     # export folds away the ones its graph does not use
     fixed = {name for name, _ in model.named_buffers() if "running_" not in name and "num_batches" not in name}
@@ -188,6 +178,39 @@ def init_from(model: nn.Module, model_cfg: ModelConfig, source: str, log=print) 
         raise ValueError(f"--init {source}: weights do not fit this model (missing {missing[:4]}, "
                          f"unexpected {unexpected[:4]}, other shape {shapes[:4]})")
     model.load_state_dict({k: v.to(target[k].dtype) for k, v in state.items()}, strict=False)
+
+
+def _adapt_head(state: dict, target: dict, ours: ModelConfig, theirs: ModelConfig, source: str, log) -> None:
+    """Make ``state`` (the source's weights) fit ``target``'s output head, in place (see init_from)."""
+    config_buffers = ("head.year_values", "head.year_group_log", "head.year_group_index")
+    for k in config_buffers:
+        state.pop(k, None)  # fixed by the config: ours are used
+    if theirs.years_in_groups and not ours.years_in_groups:
+        # its group head serves as an 8-group source; its years layer cannot be carried over
+        state.pop("head.years.weight", None)
+        state.pop("head.years.bias", None)
+        log(f"--init {source}: its years layer is not used (this model's years are not within groups)")
+        groups_only = True
+    else:
+        groups_only = not theirs.age_bins
+    if "head.years.weight" not in target or not groups_only:
+        return
+    if ours.years_in_groups:
+        # the group head is kept as it is; the years start uniform within each group
+        state["head.years.weight"] = torch.zeros_like(target["head.years.weight"])
+        state["head.years.bias"] = torch.zeros_like(target["head.years.bias"])
+        log(f"--init {source}: its 8 age groups kept, years uniform within each group to start")
+        return
+    if "head.classifiers.age.weight" not in state:
+        raise ValueError(f"--init {source}: has no age-group head to start the years head from")
+    from agegender.models.heads import year_group_matrix
+
+    groups = year_group_matrix(ours.age_bins)  # (8, bins)
+    member = groups.argmax(0)  # group of each year
+    w, b = state.pop("head.classifiers.age.weight"), state.pop("head.classifiers.age.bias")
+    state["head.years.weight"] = w[member].clone()
+    state["head.years.bias"] = b[member] - torch.log(groups.sum(1))[member]
+    log(f"--init {source}: years head started from its 8 age-group logits")
 
 
 def _init_weights(source: str) -> tuple[dict[str, torch.Tensor], ModelConfig]:
