@@ -49,7 +49,8 @@ OPENVINO_XML = "../shared/peers/openvino_agegender_0013/FP16-INT8_age-gender-rec
 CELEBA = "../shared/data/celeba_gender"
 
 
-# --- models: each takes RGB uint8 crops (N, H, W, 3) and returns (age group index, gender index 0=male) ---
+# --- models: each takes RGB uint8 crops (N, H, W, 3) and returns (age group index, gender index 0=male);
+# a model that predicts years also keeps the last call's as ``last_years`` (benchmarks/wild.py scores them) ---
 
 class Ours:
     def __init__(self, checkpoint: Path, tmp: Path, threads: int | None = None):
@@ -117,6 +118,7 @@ class OpenVino0013:
         res = self.compiled(x)
         years = res[self.age_out].reshape(-1) * 100
         female = res[self.prob_out].reshape(len(x), 2)[:, 0] > res[self.prob_out].reshape(len(x), 2)[:, 1]
+        self.last_years = np.asarray(years, np.float64)
         return _years_to_groups(years), female.astype(np.int64)
 
 
@@ -152,6 +154,7 @@ class Cydral:
         gen_p = self.gender.run(None, {self.gender.get_inputs()[0].name: x[1]})[0]
         years = age_p.astype(np.float64) @ self.weights
         female = gen_p[:, 0] > gen_p[:, 1] if self.female_first else gen_p[:, 1] > gen_p[:, 0]
+        self.last_years = np.asarray(years, np.float64)
         return _years_to_groups(years), female.astype(np.int64)
 
 
@@ -195,7 +198,8 @@ class NodePeer:
     def run(self, x: tuple[str, list]) -> tuple[np.ndarray, np.ndarray]:
         reply = self._ask({"cmd": "predict", "model": self.key, "file": x[0], "shapes": x[1]})
         female = np.asarray(reply["female"]) > self.FEMALE_ABOVE[self.key]
-        return _years_to_groups(np.asarray(reply["years"])), female.astype(np.int64)
+        self.last_years = np.asarray(reply["years"], np.float64)
+        return _years_to_groups(self.last_years), female.astype(np.int64)
 
 
 PEER_KEYS = ("openvino", "cydral", *NodePeer.NAMES)

@@ -10,8 +10,9 @@ Each photo holds one labelled face in the middle (the data README); the record w
 nearest the picture's centre is that face, other detections are people in the background. Gender is
 scored over all photos and by FairFace age (0-9, 10-19, 20+); age is *compatible* when the predicted
 Adience group can lie inside the FairFace bin (the data README's table), for every model; a model that
-gives years also gets a column of its years rounding into the bin (a stricter test: the 20-29 bin accepts
-groups spanning 15-32 but only years 20-29). A photo where no face is found counts as wrong.
+gives years (ours with a years layer, and every peer: they all predict years) also gets a column of its
+years rounding into the bin (a stricter test: the 20-29 bin accepts groups spanning 15-32 but only years
+20-29). A photo where no face is found counts as wrong.
 
 ``--peers openvino,cydral,faceapi,faceres`` adds peers from benchmarks/peers.py on the same faces: each
 photo's central face as our default detector finds and frames it, cropped at the photo's resolution, each
@@ -145,14 +146,19 @@ def score_peer(model, photos: list[dict], crops: list) -> dict:
     t0 = time.perf_counter()
     age, female = model.run(model.prepare([crops[i] for i in have]))
     seconds = time.perf_counter() - t0
+    years = getattr(model, "last_years", None)  # a model that predicts years keeps them here
     gender = np.zeros(len(photos), bool)
     age_ok = np.zeros(len(photos), bool)
+    years_ok = np.zeros(len(photos), bool)
     for k, i in enumerate(have):
         gender[i] = ("female" if female[k] else "male") == photos[i]["gender"].lower()
         age_ok[i] = AGE_GROUPS[int(age[k])] in COMPATIBLE[photos[i]["age"]]
+        if years is not None:
+            lo, hi = bin_range(photos[i]["age"])
+            years_ok[i] = lo <= round(float(years[k])) <= hi
     name = model.name + getattr(model, "suffix", " (peer; our detector's crop)")
     return summarise(name, photos, [c is not None for c in crops], gender,
-                     age_ok, None, seconds)
+                     age_ok, None if years is None else years_ok, seconds)
 
 
 def load_peers(names: list[str], threads: int, node_dir: str | None, tmp: Path) -> list:
@@ -185,6 +191,8 @@ class OursOnCrops:
         from agegender.labels import AGE_GROUPS
 
         faces = [self.predictor.predict(c)[0] for c in crops]
+        if all(f.age_years is not None for f in faces):
+            self.last_years = np.array([f.age_years for f in faces], np.float64)
         return (np.array([AGE_GROUPS.index(f.age_group) for f in faces]),
                 np.array([f.gender == "female" for f in faces], dtype=np.int64))
 
@@ -203,6 +211,7 @@ def main() -> None:
                     help="folder with the tfjs peers installed (benchmarks/peers_node.cjs), for faceapi / faceres")
     ap.add_argument("--json", help="write the rows here too")
     ap.add_argument("--docs", help="write the table as a section of this Markdown file")
+    ap.add_argument("--section", default="In the wild: fairface_ood through the user's path")
     args = ap.parse_args()
     root = Path(args.data)
     photos = json.loads((root / "ground_truth.json").read_text())
@@ -249,7 +258,7 @@ def main() -> None:
                      f"{'-' if r.get('gender_ece') is None else format(r['gender_ece'], '.1f')} | {r['seconds']:.1f} |")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
-    publish(args.docs, "In the wild: fairface_ood through the user's path", "\n".join(lines))
+    publish(args.docs, args.section, "\n".join(lines))
 
 
 if __name__ == "__main__":
