@@ -98,7 +98,7 @@ def test_age_bins_needs_age_years():
         ModelConfig(head="cls", tasks=("age", "gender", "age_years"), age_bins=40)
 
 
-def test_years_model_exports_and_predicts_age_years(tmp_path, capsys):
+def test_years_model_exports_and_predicts_age_years(tmp_path, capsys, onnx_model):
     """Train (1 epoch, wild recipe) -> export -> predict: age_years filled, groups consistent with it."""
     from agegender.cli import main
 
@@ -121,7 +121,7 @@ def test_years_model_exports_and_predicts_age_years(tmp_path, capsys):
     assert main(["predict", "--aligned", "--model", str(onnx), "--format", "table", str(first)]) == 0
     header, row = capsys.readouterr().out.splitlines()[:2]
     assert header.split()[-1] == "age_years" and row.split()[-1].isdigit()
-    assert main(["predict", "--aligned", "--model", "fast", "--format", "table", str(first)]) == 0  # no years
+    assert main(["predict", "--aligned", "--model", onnx_model[0], "--format", "table", str(first)]) == 0  # no years
     assert "age_years" not in capsys.readouterr().out
 
 

@@ -120,17 +120,18 @@ def test_fit_years_command_then_export_and_predict(tmp_path, capsys):
     assert face.age_years is not None and 0 <= face.age_years <= 100
 
 
-def test_bundled_default_gives_years_consistent_with_its_groups():
-    """The shipped default has a years layer: every record carries age_years, and the years' most likely
-    group region agrees with the group probabilities (the file's years are their mixture)."""
+@pytest.mark.parametrize("model,precision", [("default", "float"), ("default", "int8"), ("fast", "auto")])
+def test_bundled_models_give_years_consistent_with_their_groups(model, precision):
+    """Both shipped models have a years layer: every record carries age_years, and a confident group puts
+    the years inside its own year range (the years are a mixture over the groups' probabilities)."""
+    from fixtures import face_image
+
     from agegender import Predictor
     from agegender.labels import age_group_nearest
 
-    pred = Predictor(aligned=True, precision="float")
-    rng = np.random.default_rng(2)
-    faces = rng.integers(0, 256, (8, 64, 64, 3), dtype=np.uint8)
-    records = [pred.predict(f)[0] for f in faces]
+    pred = Predictor(model=model, aligned=True, precision=precision)
+    records = [pred.predict(np.asarray(face_image(i, 64)))[0] for i in range(12)]
     assert all(r.age_years is not None and 0 <= r.age_years <= 100 for r in records)
-    for r in records:  # a confident group puts the years inside its own year range
+    for r in records:
         if max(r.age_group_probs) > 0.9:
             assert age_group_nearest(round(r.age_years)) == r.age_group_index
