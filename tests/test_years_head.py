@@ -135,3 +135,16 @@ def test_bundled_models_give_years_consistent_with_their_groups(model, precision
     for r in records:
         if max(r.age_group_probs) > 0.9:
             assert age_group_nearest(round(r.age_years)) == r.age_group_index
+
+
+def test_training_commands_without_torch_name_the_extra(monkeypatch, capsys, tmp_path):
+    """`pip install .` has no torch: a training command says which extra to install, not a traceback."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ModuleNotFoundError
+    for name in [m for m in sys.modules if m.startswith("agegender.training")]:
+        monkeypatch.delitem(sys.modules, name)
+    assert main(["fit-years", "--init", "default", "--dataset", "utkface", "--data-root", str(tmp_path),
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "needs the 'train' extra" in err and "agegender[train]" in err

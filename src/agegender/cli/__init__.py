@@ -14,6 +14,10 @@ from agegender.cli import exporting, fitting, predicting, training
 from agegender.cli.predicting import _count_inputs_into  # noqa: F401 (used by the tests)
 from agegender.cli.training import _train_config  # noqa: F401 (used by the tests)
 
+# optional dependencies a command may import, and the extra (pyproject.toml) that installs each
+EXTRA_OF_MODULE = {"torch": "train", "safetensors": "train", "onnx": "train", "matplotlib": "train",
+                   "fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "ray": "ray"}
+
 
 def build_parser() -> argparse.ArgumentParser:
     from agegender import __version__
@@ -63,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+    except ModuleNotFoundError as err:
+        extra = EXTRA_OF_MODULE.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"agegender {args.command}: error: needs the '{extra}' extra (no module {err.name!r}): "
+              f"pip install \"agegender[{extra}]\" (from a checkout: pip install -e \".[{extra}]\")", file=sys.stderr)
+        return 2
     except (FileNotFoundError, FileExistsError, ValueError, OSError) as err:
         print(f"agegender {args.command}: error: {err}", file=sys.stderr)
         return 2
