@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from holdout_eval import read  # noqa: E402
 
 from agegender.inference.predict import BUNDLED_MODELS, Predictor, bundled_file  # noqa: E402
-from agegender.inference.runtime import OnnxModel, has_int8_dot  # noqa: E402
+from agegender.inference.runtime import OnnxModel, int8_is_faster  # noqa: E402
 from agegender.provenance import publish  # noqa: E402
 
 
@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--utk", default="../shared/data/utkface")
     ap.add_argument("--utk-faces", type=int, default=2000)
     ap.add_argument("--docs")
+    ap.add_argument("--section", default="Bundled files: float and int8", help="section of --docs to write")
     args = ap.parse_args()
     paths, truth, _ = read(args.holdout)
     from agegender.data.datasets import read_dataset
@@ -84,12 +85,12 @@ def main() -> None:
     body = "\n".join([
         f"Held-out CelebA people: {len(paths):,} crops (`{Path(args.holdout).name}`); agreement with the float "
         f"file on {len(utk):,} UTKFace faces; one ONNX Runtime thread. This CPU "
-        f"{'has' if has_int8_dot() else 'lacks'} VNNI int8 dot products: `--precision auto` picks "
-        f"{'int8' if has_int8_dot() else 'the float file'} here.", "",
+        f"{'has' if int8_is_faster() else 'lacks'} the int8 instructions (VNNI or AVX2) under which the int8 file "
+        f"is faster: `--precision auto` picks {'int8' if int8_is_faster() else 'the float file'} here.", "",
         "| model | file | gender % on held-out CelebA people | same gender as float, UTKFace % | same age group "
         "as float, UTKFace % | ms / face, batch 1 | faces/s, batch 64 |",
         "|---|---|---:|---:|---:|---:|---:|", *rows])
-    publish(args.docs, "Bundled files: float and int8", body)
+    publish(args.docs, args.section, body)
 
 
 if __name__ == "__main__":

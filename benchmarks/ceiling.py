@@ -23,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from agegender.inference import runtime
 from agegender.inference.predict import bundled_file
-from agegender.inference.runtime import SPLIT_MIN, OnnxModel, has_int8_dot
+from agegender.inference.runtime import SPLIT_MIN, OnnxModel, int8_is_faster
 from agegender.provenance import publish
 
 M, K, N = 512, 4096, 4096
@@ -175,8 +175,8 @@ def main() -> None:
              f"aligned 64 px faces at batch {args.batch} through `OnnxModel.run` (on 2+ threads a batch runs as "
              "one slice per thread, each in its own 1-thread session; the \"one session\" rows are the same "
              f"batch in one session with all the threads, as before), median over {args.seconds:g} s. "
-             f"This CPU {'has' if has_int8_dot() else 'lacks'} VNNI int8 dot products, so `--precision auto` "
-             f"picks {'int8' if has_int8_dot() else 'float'}.", "",
+             f"This CPU {'has' if int8_is_faster() else 'lacks'} the int8 instructions (VNNI or AVX2) under which "
+             f"the int8 file is faster, so `--precision auto` picks {'int8' if int8_is_faster() else 'float'}.", "",
              "| ceiling | threads | G multiply-adds/s |", "|---|---:|---:|"]
     lines += [f"| {p} | {t} | {v / 1e9:.1f} |" for (p, t), v in ceilings.items()]
     lines += ["", "| model | computes in | threads | M multiply-adds / face | faces/s | G multiply-adds/s | "

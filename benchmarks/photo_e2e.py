@@ -81,6 +81,8 @@ def main() -> None:
                     help="also time a YuNet file (peer; skipped if missing)")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--docs")
+    ap.add_argument("--section", default="End-to-end photo time (640x480, 1 thread)",
+                    help="section of --docs to write (e.g. one per CPU kind)")
     args = ap.parse_args()
     crops = load_crops(Path(args.data))
     models = {}
@@ -133,7 +135,7 @@ def main() -> None:
             + "\n\nTwo stages against their earlier code in the same run (same photos; pixels are identical for the "
             "decode, and docs/DETECTORS.md shows the detectors' recall unchanged with the new resize):\n\n"
             + "\n".join(base))
-    publish(args.docs, "End-to-end photo time (640x480, 1 thread)", body)
+    publish(args.docs, args.section, body)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ def _int8_files():
     return [name for name in BUNDLED_MODELS if bundled_file(name, "int8").is_file()]
 
 
-def test_auto_picks_int8_only_with_vnni_and_a_file(monkeypatch):
+def test_auto_picks_int8_with_vnni_or_avx2_and_a_file(monkeypatch):
     monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_vnni"}))
     for name in BUNDLED_MODELS:
         has_int8 = bundled_file(name, "int8").is_file()
@@ -27,14 +27,16 @@ def test_auto_picks_int8_only_with_vnni_and_a_file(monkeypatch):
     monkeypatch.setenv("AGEGENDER_NO_INT8", "1")
     assert all(bundled_file(n, "auto").name == f"{n}.onnx" for n in BUNDLED_MODELS)
     monkeypatch.delenv("AGEGENDER_NO_INT8")
-    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2", "fma"}))  # AVX2 only: int8 too
+    assert bundled_file("default", "auto").name == "default.int8.onnx"
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"sse4_2", "ssse3"}))  # older: float
     assert all(bundled_file(n, "auto").name == f"{n}.onnx" for n in BUNDLED_MODELS)
 
 
 def test_cpu_flags_reads_this_machine():
     flags = runtime.cpu_flags()
     assert isinstance(flags, frozenset)
-    assert runtime.has_int8_dot() == any(f in flags for f in runtime.INT8_FLAGS)
+    assert runtime.int8_is_faster() == any(f in flags for f in runtime.INT8_FLAGS)
 
 
 def test_bad_precision_is_a_clear_error():

@@ -79,15 +79,15 @@ PRECISIONS = ("auto", "float", "int8")
 
 def bundled_file(name: str, precision: str = "auto") -> Path:
     """The file of bundled model ``name`` for ``precision``: "float" (fp16 weights, run in fp32), "int8"
-    (static int8, NAME.int8.onnx), or "auto": int8 where the CPU has VNNI int8 dot products and the
-    model has an int8 file, else float (runtime.has_int8_dot)."""
-    from agegender.inference.runtime import has_int8_dot
+    (static int8, NAME.int8.onnx), or "auto": int8 where it runs faster on this CPU (VNNI or AVX2) and the
+    model has an int8 file, else float (runtime.int8_is_faster)."""
+    from agegender.inference.runtime import int8_is_faster
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: give one of {', '.join(PRECISIONS)}")
     float_file = asset_path(BUNDLED_MODELS[name])
     int8_file = float_file.with_suffix(".int8.onnx")
-    if precision == "int8" or (precision == "auto" and has_int8_dot() and int8_file.is_file()):
+    if precision == "int8" or (precision == "auto" and int8_is_faster() and int8_file.is_file()):
         return int8_file
     return float_file
 
