@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fold", type=int, default=0)
     ap.add_argument("--default-results", help="results.json of `agegender fit-years --init default`, shown beside")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cache", help="folder keeping each run's scores, reused on a rerun (default: none)")
     ap.add_argument("--docs")
     ap.add_argument("--section", default="Age in years for the default: how optimistic the fit's own CV is")
     args = ap.parse_args(argv)
@@ -101,7 +102,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'-' if strict is None else format(strict, '.1f')} |")
 
     for run in map(Path, args.runs):
-        r = score_run(run, records, images, years, args.fold, fit)
+        cached = Path(args.cache, f"{run.name}-fold{args.fold}.json") if args.cache else None
+        if cached is not None and cached.is_file():
+            r = json.loads(cached.read_text())  # the same run, fold and fit (all seeded): the same numbers
+        else:
+            r = score_run(run, records, images, years, args.fold, fit)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                cached.write_text(json.dumps(r))
         lines.append(row(f"`{r['run']}` fold {args.fold}, seen (layer CV)", r["seen"], r["strict_seen"]))
         lines.append(row(f"`{r['run']}` fold {args.fold}, unseen (test fold)", r["unseen"], r["strict_unseen"]))
         lines.append(f"| optimism of \"seen\" | | {r['unseen']['mae'] - r['seen']['mae']:+.2f} | "
