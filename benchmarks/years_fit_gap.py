@@ -63,8 +63,7 @@ def score_run(run: Path, records, images: np.ndarray, years: np.ndarray, fold: i
     feats_test = face_features(model, images[scored], mirror=False)
     inner = assign_folds([records[i] for i in trained], 5, seed=0)
     seen = cross_validate(model, feats_train, years[trained], inner, fit, log=lambda _: None)
-    views = len(feats_train) // len(trained)
-    fit_layer(model, feats_train, torch.from_numpy(np.tile(years[trained], views)).float(), fit, log=lambda _: None)
+    fit_layer(model, feats_train, years[trained], fit, log=lambda _: None)
     unseen = mae_by_band(predict_years(model, feats_test), years[scored])
     return {"run": run.name, "seen": seen["pooled"], "unseen": unseen,
             "strict_seen": strict_accuracy(model, feats_train[:len(trained)], years[trained]),

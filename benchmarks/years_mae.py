@@ -26,8 +26,8 @@ from agegender.provenance import publish  # noqa: E402
 from agegender.rundir import RunDir  # noqa: E402
 from agegender.training.checkpoint import load_checkpoint  # noqa: E402
 from agegender.training.engine import predict_outputs  # noqa: E402
+from agegender.training.years_head import BANDS  # noqa: E402
 
-BANDS = ((0, 2), (3, 12), (13, 19), (20, 39), (40, 59), (60, 200))
 # Published UTKFace MAE of other tools (their own protocols; not measured here)
 ANCHORS = (("face-api.js (its README)", 5.25), ("deepface (its README)", 4.65), ("MiVOLO (its paper)", 4.23))
 

@@ -50,8 +50,7 @@ def cmd_fit_years(args) -> int:
         result["cv"] = {"k": args.folds, "fold_seed": args.fold_seed,
                         **cross_validate(model, feats, years, folds, fit, log=_log)}
         _log(f"cross-validated MAE {result['cv']['mae_mean']:.2f} +- {result['cv']['mae_std']:.2f} years")
-    result["loss"] = fit_layer(model, feats, torch.from_numpy(np.tile(years, len(feats) // len(years))).float(),
-                               fit, log=_log)
+    result["loss"] = fit_layer(model, feats, years, fit, log=_log)
     save_checkpoint(out / "checkpoint", model, cfg, extra={"years_fit": {"init": args.init, **result["fit"]}})
     (out / "results.json").write_text(json.dumps(result, indent=1))
     _log(f"checkpoint written to {out / 'checkpoint'} (export it with `agegender export`)")

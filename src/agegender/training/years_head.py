@@ -76,9 +76,14 @@ def head_outputs(model: torch.nn.Module, feats: torch.Tensor, training: bool = F
         head.eval()
 
 
-def fit_layer(model: torch.nn.Module, feats: torch.Tensor, years: torch.Tensor, fit: YearsFit,
-              log=print) -> list[float]:
-    """Fit ``model.head.years`` (only) on features and exact ages; returns the loss of each epoch."""
+def fit_layer(model: torch.nn.Module, feats: torch.Tensor, years, fit: YearsFit, log=print) -> list[float]:
+    """Fit ``model.head.years`` (only) on features and exact ages; returns the loss of each epoch.
+    ``years`` has one age per face; ``feats`` may hold several views of each face stacked as
+    ``face_features`` stacks them (faces, then their mirror images), and the ages repeat for each view."""
+    years = torch.as_tensor(np.asarray(years), dtype=torch.float32)
+    if len(feats) % len(years):
+        raise ValueError(f"{len(feats)} feature rows are not whole views of {len(years)} faces")
+    years = years.repeat(len(feats) // len(years))
     torch.manual_seed(fit.seed)
     layer = model.head.years
     with torch.no_grad():
@@ -141,7 +146,7 @@ def cross_validate(model: torch.nn.Module, feats: torch.Tensor, years: np.ndarra
         test = np.flatnonzero(folds == k)
         rows = np.concatenate([train + v * n for v in range(views)])
         t0 = time.perf_counter()
-        fit_layer(model, feats[rows], torch.from_numpy(np.tile(years[train], views)).float(), fit, log=lambda _: None)
+        fit_layer(model, feats[rows], years[train], fit, log=lambda _: None)
         pred[test] = predict_years(model, feats[test])
         fold = mae_by_band(pred[test], years[test])
         per_fold.append({"fold": int(k), **fold, "seconds": time.perf_counter() - t0})
