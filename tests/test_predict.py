@@ -1,3 +1,4 @@
+import io
 import json
 import struct
 import zlib
@@ -9,7 +10,7 @@ from PIL import Image
 
 from agegender import FaceResult, Predictor
 from agegender.cli import main
-from agegender.preprocess import ImageError, load_image
+from agegender.preprocess import ImageError, load_image, load_image_reduced
 
 FIELDS = {"path", "face", "box", "det_score", "age_group", "age_group_index", "age_group_probs", "gender",
           "gender_confidence"}
@@ -87,6 +88,64 @@ def test_plain_jpegs_take_the_fast_path_with_the_same_pixels(tmp_path, monkeypat
         assert got.shape == (120, 120, 3) and got.dtype == np.uint8, name
         assert np.array_equal(got, want), name  # same libjpeg-turbo pixels on either path
         assert calls, name
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_gives_pil_pixels_at_full_and_reduced_size(orientation):
+    from PIL import ImageOps
+
+    rng = np.random.default_rng(orientation)
+    pixels = np.asarray(face_image(orientation, 120).resize((2700, 1500)), dtype=np.int16)
+    pixels = (pixels + rng.integers(-20, 20, pixels.shape)).clip(0, 255).astype(np.uint8)
+    pixels[:300, :500] = (250, 30, 30)  # a corner marks which way the picture is turned
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG", quality=90, exif=exif)
+    data = buf.getvalue()
+    with Image.open(io.BytesIO(data)) as im:
+        full = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    with Image.open(io.BytesIO(data)) as im:
+        im.draft("RGB", (1350, 750))  # PIL's own 1/2-scale decode
+        half = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    assert np.array_equal(load_image("turned.jpg", data=data), full)
+    got, scale = load_image_reduced("turned.jpg", data=data, long_side=1280)
+    assert got.shape == half.shape and scale == (0.5, 0.5)
+    assert np.array_equal(got, half)
+    # not reduced where the long side would fall under long_side, nor for other formats
+    assert load_image_reduced("turned.jpg", data=data, long_side=1400)[1] == (1.0, 1.0)
+    png = io.BytesIO()
+    Image.fromarray(pixels).save(png, "PNG")
+    assert load_image_reduced("big.png", data=png.getvalue(), long_side=640)[1] == (1.0, 1.0)
+
+
+def test_a_large_photo_is_decoded_reduced_and_boxes_come_in_its_full_pixels(tmp_path, monkeypatch):
+    """A 2800x2100 photo: the detector sees a 1/2-scale decode, boxes and outputs are those of the full
+    decode; a face too small in the reduced picture is cropped from a full decode instead."""
+    from agegender.inference import predict as predict_module
+    from agegender.inference.predict import EXAMPLE_PHOTO, asset_path
+
+    head = Image.open(asset_path(EXAMPLE_PHOTO)).convert("RGB").crop((120, 20, 340, 240))
+    predictor = Predictor()
+    for side, refetch in ((700, False), (150, True)):
+        photo = Image.new("RGB", (2800, 2100), (90, 120, 150))
+        photo.paste(head.resize((side, side), Image.Resampling.BICUBIC), (1500, 600))
+        path = tmp_path / f"big_{side}.jpg"
+        photo.save(path, quality=92)
+        full = predictor.predict(load_image(path))  # an array: never reduced
+        calls = []
+        real = predict_module.load_image
+        monkeypatch.setattr(predict_module, "load_image", lambda *a, **k: calls.append(a) or real(*a, **k))
+        reduced = predictor.predict(path)
+        monkeypatch.setattr(predict_module, "load_image", real)
+        assert len(full) == len(reduced) == 1, side
+        assert bool(calls) == refetch, side
+        (a,), (b,) = full, reduced
+        assert np.allclose(a.box, b.box, atol=0.02 * side), (a.box, b.box)
+        x, y, w, h = a.box  # inside the pasted head, in the full photo's pixels
+        assert 1500 <= x and x + w <= 1500 + side and 600 <= y and y + h <= 600 + side and w > 0.3 * side
+        assert a.gender == b.gender
+        assert np.abs(np.array(a.age_group_probs) - np.array(b.age_group_probs)).max() < 0.15
 
 
 def test_damaged_jpegs_are_accepted_or_refused_exactly_as_a_full_pil_decode_does(tmp_path):

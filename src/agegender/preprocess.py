@@ -40,6 +40,22 @@ def load_image(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray
     Handles grayscale, palette, RGBA (composited on white), CMYK and 16-bit images.
     Raises ImageError with the path for unreadable, truncated or oversized files.
     """
+    return _load(path, data, 0)[0]
+
+
+def load_image_reduced(path: str | os.PathLike, data: bytes | None = None,
+                       long_side: int = 1280) -> tuple[np.ndarray, tuple[float, float]]:
+    """``load_image``, but a JPEG whose long side is at least 2 x ``long_side`` is decoded at 1/2, 1/4 or
+    1/8 of its size (libjpeg's DCT scaling, in the decoder itself), the smallest of those whose long side
+    is still at least ``long_side``: a 4000x3000 phone photo comes out 2000x1500, in about 0.6x the time of
+    the full decode (0.2x for one with an EXIF turn, which goes through PIL). Returns the pixels and the
+    (x, y) scale of the result against the full image (1.0, 1.0 when decoded at full size), so that
+    coordinates found on it can be given in the full image's pixels. Other formats decode at full size.
+    """
+    return _load(path, data, long_side)
+
+
+def _load(path, data, long_side: int) -> tuple[np.ndarray, tuple[float, float]]:
     try:
         if data is None and not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
             # a FIFO, socket or device named like a photo would block the reader or never end
@@ -47,15 +63,22 @@ def load_image(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data) if data is not None else path) as im:
-                if im.width * im.height > MAX_PIXELS:
-                    raise ImageError(f"{path}: image of {im.width}x{im.height} pixels is over the "
+                w, h = im.width, im.height
+                if w * h > MAX_PIXELS:
+                    raise ImageError(f"{path}: image of {w}x{h} pixels is over the "
                                      f"{MAX_PIXELS:,}-pixel limit (possible decompression bomb)")
-                fast = _decode_jpeg(path, im, data)
-                if fast is not None:
-                    return fast
-                im.draft("RGB", (im.width, im.height))  # no-op except for JPEG; keeps full size
-                ImageOps.exif_transpose(im, in_place=True)  # in place: no copy when there is nothing to turn
-                return to_rgb(im)
+                k = _reduction(max(w, h), long_side) if im.format == "JPEG" else 1
+                orientation = im.getexif().get(0x0112, 1)
+                out = _decode_jpeg(path, im, data, k, orientation)
+                if out is None:
+                    # draft: a no-op except for JPEG; picks libjpeg's 1/k scale (w // k, h // k is met by
+                    # exactly that power of two), or keeps full size for k = 1
+                    im.draft("RGB", (max(1, w // k), max(1, h // k)))
+                    ImageOps.exif_transpose(im, in_place=True)  # in place: no copy when there is nothing to turn
+                    out = to_rgb(im)
+                if orientation in (5, 6, 7, 8):  # turned a quarter: the full picture is h x w
+                    w, h = h, w
+                return out, (out.shape[1] / w, out.shape[0] / h)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
@@ -71,27 +94,85 @@ def load_image(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray
         raise ImageError(f"{path}: cannot read image ({err})") from None
 
 
-def _decode_jpeg(path: str | os.PathLike, im: Image.Image, raw: bytes | None = None) -> np.ndarray | None:
-    """A plain JPEG (RGB or grey, no EXIF turn, intact) through simplejpeg's strict decoder, else None.
+def _reduction(long: int, long_side: int) -> int:
+    """The largest of 8, 4, 2 by which a ``long``-pixel side can be divided and stay at least ``long_side``
+    (libjpeg rounds a scaled side up), else 1. Only powers of two: libjpeg's other scales (3/8, 5/8, ...)
+    decoded a 12 MP photo no faster than in full, or slower (docs/BENCHMARKS.md, large photos)."""
+    if long_side <= 0:
+        return 1
+    return next((k for k in (8, 4, 2) if -(-long // k) >= long_side), 1)
+
+
+def _decode_jpeg(path: str | os.PathLike, im: Image.Image, raw: bytes | None = None, k: int = 1,
+                 orientation: int = 1) -> np.ndarray | None:
+    """A plain JPEG (RGB or grey, intact) through simplejpeg's strict decoder, at 1/``k`` of its size and
+    turned as its EXIF ``orientation`` says, else None.
 
     Both decode with libjpeg-turbo's defaults (accurate DCT, fancy upsampling) and give the same pixels
-    (bit for bit on UTKFace, utkface_200, CelebA and fairface files; tests/test_preprocess.py checks it on
-    fixtures), but PIL's path costs two copies more: 0.89 ms against 0.38 ms for a 320x320 photo here
-    (OpenCV's imdecode: 0.58). ``strict`` turns libjpeg's "corrupt data" warnings into errors, so a
-    damaged file is never half-decoded here: it goes to PIL, whose full decode accepts or refuses it
-    (OpenCV's decoder filled bit-flipped files with garbage that PIL refuses). Everything else (CMYK,
-    EXIF orientation, other formats) goes to PIL too.
+    (bit for bit on UTKFace, utkface_200, CelebA and fairface files, and for each EXIF orientation and
+    scale; tests/test_preprocess.py checks it on fixtures), but PIL's path costs copies more: 0.89 ms
+    against 0.38 ms for a 320x320 photo here (OpenCV's imdecode: 0.58), and 109 against 25 ms for a
+    12 MP photo stored turned (PIL decodes, then rotates). ``strict`` turns libjpeg's "corrupt data"
+    warnings into errors, so a damaged file is never half-decoded here: it goes to PIL, whose full decode
+    accepts or refuses it (OpenCV's decoder filled bit-flipped files with garbage that PIL refuses).
+    Everything else (CMYK, other formats) goes to PIL too.
     """
-    if im.format != "JPEG" or im.mode not in ("RGB", "L") or im.getexif().get(0x0112, 1) != 1:
+    if im.format != "JPEG" or im.mode not in ("RGB", "L"):
         return None
     import simplejpeg
 
     data = raw if raw is not None else Path(path).read_bytes()
+    want = (-(-im.height // k), -(-im.width // k))  # libjpeg's size at scale 1/k
     try:
-        img = simplejpeg.decode_jpeg(data, "RGB", strict=True)
+        # the largest scale M/8 whose output is at least ``want`` is exactly 1/k
+        img = simplejpeg.decode_jpeg(data, "RGB", strict=True, min_height=want[0], min_width=want[1])
     except ValueError:  # corrupt or unsupported: PIL decides, and names the fault
         return None
-    return img if img.shape[:2] == (im.height, im.width) else None
+    if img.shape[:2] != want:
+        return None
+    turn = _ORIENTATION.get(orientation)
+    return img if turn is None else np.ascontiguousarray(turn(img))
+
+
+# EXIF orientation -> the array operation that shows the picture upright (PIL's ImageOps.exif_transpose),
+# in OpenCV: a quarter turn of a 12 MP photo took 95 ms with numpy (rot90 + copy), 20 ms with cv2.rotate.
+def _turn(code: int):
+    def turn(a: np.ndarray) -> np.ndarray:
+        import cv2
+
+        return cv2.rotate(a, code)
+    return turn
+
+
+def _flip(code: int):
+    def flip(a: np.ndarray) -> np.ndarray:
+        import cv2
+
+        return cv2.flip(a, code)
+    return flip
+
+
+def _transpose(a: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.transpose(a)
+
+
+def _transverse(a: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.flip(cv2.transpose(a), -1)
+
+
+_ORIENTATION = {
+    2: _flip(1),
+    3: _turn(1),  # cv2.ROTATE_180
+    4: _flip(0),
+    5: _transpose,
+    6: _turn(0),  # cv2.ROTATE_90_CLOCKWISE
+    7: _transverse,
+    8: _turn(2),  # cv2.ROTATE_90_COUNTERCLOCKWISE
+}
 
 
 def to_rgb(im: Image.Image) -> np.ndarray:

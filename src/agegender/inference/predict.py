@@ -21,7 +21,21 @@ from agegender.bundled import BUNDLED_MODELS, DEFAULT_MODEL, EXAMPLE_PHOTO, asse
 from agegender.decode import decode_task, merge_mirrored
 from agegender.inference.runtime import ModelError, OnnxModel
 from agegender.labels import TASKS, task_spec
-from agegender.preprocess import IMAGE_SUFFIXES, ImageError, load_image, resize_face, square_face, to_rgb
+from agegender.preprocess import (
+    IMAGE_SUFFIXES,
+    ImageError,
+    load_image,
+    load_image_reduced,
+    resize_face,
+    square_face,
+    to_rgb,
+)
+
+
+# A large JPEG is decoded reduced for detection (Predictor._file_faces); a face whose crop there would be
+# under this many times the net's input side is cropped from the full decode instead, so that no face
+# is upsampled that the full picture would have downsampled (docs/BENCHMARKS.md, large photos).
+REDUCED_MIN_CROP = 1.0
 
 
 @dataclass
@@ -168,7 +182,7 @@ class Predictor:
         if isinstance(image, np.ndarray):
             return self._predict_pixels("<array>", _as_rgb(image))
         if isinstance(image, str | os.PathLike):
-            return self._predict_pixels(str(image), load_image(image))
+            return self._predict_file(str(image))
         many = " (for many images use predict_paths)" if isinstance(image, list | tuple) else ""
         raise TypeError(f"predict takes one image (a path, numpy array, PIL image or bytes), got "
                         f"{type(image).__name__}{many}")
@@ -176,7 +190,7 @@ class Predictor:
     def predict_bytes(self, data: bytes, name: str = "<bytes>") -> list[FaceResult]:
         """Faces in an encoded image file held in memory (e.g. an upload); ``name`` becomes each record's
         ``path`` and names the input in errors. Raises ImageError for data that is not a usable image."""
-        return self._predict_pixels(name, load_image(name, data=data))
+        return self._predict_file(name, data)
 
     def records_for_bytes(self, data: bytes, name: str) -> list[FaceResult]:
         """``predict_bytes`` as a batch reports it: the faces, or one record with ``error`` (unreadable,
@@ -191,6 +205,12 @@ class Predictor:
 
     def _predict_pixels(self, path: str, pixels: np.ndarray) -> list[FaceResult]:
         faces, boxes = self._faces(pixels)
+        if not faces:
+            return []
+        return self._classify(path, np.stack(faces), boxes)
+
+    def _predict_file(self, path: str, data: bytes | None = None) -> list[FaceResult]:
+        faces, boxes = self._file_faces(path, data)
         if not faces:
             return []
         return self._classify(path, np.stack(faces), boxes)
@@ -221,7 +241,7 @@ class Predictor:
 
     def _prepare(self, path: str):
         try:
-            faces, boxes = self._faces(load_image(path))
+            faces, boxes = self._file_faces(path)
         except ImageError as err:
             # a folder reaches here when iter_image_files found no image in it (checked only on failure:
             # no extra stat per file)
@@ -263,7 +283,23 @@ class Predictor:
                     yield r
 
     # --- internals ----------------------------------------------------------------------------------
-    def _faces(self, pixels: np.ndarray) -> tuple[list[np.ndarray], list]:
+    def _file_faces(self, path: str, data: bytes | None = None) -> tuple[list[np.ndarray], list]:
+        """Decode, detect and crop one file (or its encoded bytes ``data``). A large JPEG is decoded
+        reduced (``load_image_reduced``) to what the built-in detectors look at anyway (MAX_SIDE on the
+        long side); it is decoded again in full only when a face it holds would get fewer pixels than
+        the net's input. Boxes are given in the full image's pixels either way."""
+        if self.aligned or self._user_detector is not None:  # a caller's detector may want every pixel
+            return self._faces(load_image(path, data))
+        from agegender.inference.detect.base import MAX_SIDE
+
+        pixels, scale = load_image_reduced(path, data, MAX_SIDE)
+        return self._faces(pixels, scale, lambda: load_image(path, data))
+
+    def _faces(self, pixels: np.ndarray, scale: tuple[float, float] = (1.0, 1.0),
+               full=None) -> tuple[list[np.ndarray], list]:
+        """Faces in ``pixels``: crops at the net's input size and (box, score) each. ``scale``: of
+        ``pixels`` against the full picture, whose pixels the boxes are given in; ``full``: decodes the
+        full picture, for faces too small in ``pixels`` (see REDUCED_MIN_CROP)."""
         size = self.model.size
         if self.aligned:
             return [resize_face(square_face(pixels), size)], [(None, None)]
@@ -277,10 +313,18 @@ class Predictor:
         else:
             found = detector.detect(pixels)
         name = detector.name
+        sx, sy = scale
+        if (sx, sy) != (1.0, 1.0) and full is not None and any(
+                face_crop_box(d, pixels.shape, name)[2] < REDUCED_MIN_CROP * size for d in found):
+            pixels = full()
+            found = [d.scaled(1 / sx, 1 / sy) for d in found]
+            sx = sy = 1.0
         for det in found:
             crop = crop_face(pixels, face_crop_box(det, pixels.shape, name), face_roll(det, name))
             faces.append(resize_face(crop, size))
-            boxes.append(([round(float(v), 1) for v in det.box], round(float(det.score), 4)))
+            x, y, w, h = det.box
+            box = (x / sx, y / sy, w / sx, h / sy)
+            boxes.append(([round(float(v), 1) for v in box], round(float(det.score), 4)))
         return faces, boxes
 
     def _classify(self, path: str, faces: np.ndarray, boxes: list) -> list[FaceResult]:

@@ -24,6 +24,12 @@ class Detection:
     # (x, y) points in input pixels where the backend gives them, in the backend's order (LANDMARKS), or None
     landmarks: tuple[tuple[float, float], ...] | None = None
 
+    def scaled(self, sx: float, sy: float) -> Detection:
+        """The same detection in a picture scaled by ``sx`` across and ``sy`` down (box and landmarks)."""
+        x, y, w, h = self.box
+        points = None if self.landmarks is None else tuple((px * sx, py * sy) for px, py in self.landmarks)
+        return Detection((x * sx, y * sy, w * sx, h * sy), self.score, points)
+
 
 class Detector(Protocol):
     name: str
