@@ -47,8 +47,8 @@ def load_image_reduced(path: str | os.PathLike, data: bytes | None = None,
                        long_side: int = 1280) -> tuple[np.ndarray, tuple[float, float]]:
     """``load_image``, but a JPEG whose long side is at least 2 x ``long_side`` is decoded at 1/2, 1/4 or
     1/8 of its size (libjpeg's DCT scaling, in the decoder itself), the smallest of those whose long side
-    is still at least ``long_side``: a 4000x3000 phone photo comes out 2000x1500, in about 0.6x the time of
-    the full decode (0.2x for one with an EXIF turn, which goes through PIL). Returns the pixels and the
+    is still at least ``long_side``: a 4000x3000 phone photo comes out 2000x1500, in 21.6 against 32.5 ms
+    for the full decode (docs/BENCHMARKS.md, large photos). Returns the pixels and the
     (x, y) scale of the result against the full image (1.0, 1.0 when decoded at full size), so that
     coordinates found on it can be given in the full image's pixels. Other formats decode at full size.
     """
@@ -111,8 +111,8 @@ def _decode_jpeg(path: str | os.PathLike, im: Image.Image, raw: bytes | None = N
     Both decode with libjpeg-turbo's defaults (accurate DCT, fancy upsampling) and give the same pixels
     (bit for bit on UTKFace, utkface_200, CelebA and fairface files, and for each EXIF orientation and
     scale; tests/test_preprocess.py checks it on fixtures), but PIL's path costs copies more: 0.89 ms
-    against 0.38 ms for a 320x320 photo here (OpenCV's imdecode: 0.58), and 109 against 25 ms for a
-    12 MP photo stored turned (PIL decodes, then rotates). ``strict`` turns libjpeg's "corrupt data"
+    against 0.38 ms for a 320x320 photo here (OpenCV's imdecode: 0.58), and 162 against 51 ms for a
+    12 MP photo stored turned (docs/BENCHMARKS.md, large photos). ``strict`` turns libjpeg's "corrupt data"
     warnings into errors, so a damaged file is never half-decoded here: it goes to PIL, whose full decode
     accepts or refuses it (OpenCV's decoder filled bit-flipped files with garbage that PIL refuses).
     Everything else (CMYK, other formats) goes to PIL too.
