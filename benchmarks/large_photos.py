@@ -147,7 +147,9 @@ def main() -> None:
                     fn()
                     ts.append(time.perf_counter() - t)
                 times[name].append(1000 * statistics.median(ts))
-            for name, fn in (("pil", (lambda p=path: pil_decode(p)) if turned else (lambda: None)), ("full", lambda p=path: load_image(p)),
+            def pil(p=path, turned=turned):
+                return pil_decode(p) if turned else None
+            for name, fn in (("pil", pil), ("full", lambda p=path: load_image(p)),
                              ("reduced", lambda p=path: load_image_reduced(p))):
                 ts = []
                 for _ in range(args.runs):

@@ -135,7 +135,11 @@ def test_a_large_photo_is_decoded_reduced_and_boxes_come_in_its_full_pixels(tmp_
         full = predictor.predict(load_image(path))  # an array: never reduced
         calls = []
         real = predict_module.load_image
-        monkeypatch.setattr(predict_module, "load_image", lambda *a, **k: calls.append(a) or real(*a, **k))
+
+        def counted(*a, calls=calls, real=real, **k):
+            calls.append(a)
+            return real(*a, **k)
+        monkeypatch.setattr(predict_module, "load_image", counted)
         reduced = predictor.predict(path)
         monkeypatch.setattr(predict_module, "load_image", real)
         assert len(full) == len(reduced) == 1, side
@@ -143,7 +147,7 @@ def test_a_large_photo_is_decoded_reduced_and_boxes_come_in_its_full_pixels(tmp_
         (a,), (b,) = full, reduced
         assert np.allclose(a.box, b.box, atol=0.02 * side), (a.box, b.box)
         x, y, w, h = a.box  # inside the pasted head, in the full photo's pixels
-        assert 1500 <= x and x + w <= 1500 + side and 600 <= y and y + h <= 600 + side and w > 0.3 * side
+        assert x >= 1500 and x + w <= 1500 + side and y >= 600 and y + h <= 600 + side and w > 0.3 * side
         assert a.gender == b.gender
         assert np.abs(np.array(a.age_group_probs) - np.array(b.age_group_probs)).max() < 0.15
 

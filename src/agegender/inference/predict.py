@@ -31,7 +31,6 @@ from agegender.preprocess import (
     to_rgb,
 )
 
-
 # A large JPEG is decoded reduced for detection (Predictor._file_faces); a face whose crop there would be
 # under this many times the net's input side is cropped from the full decode instead, so that no face
 # is upsampled that the full picture would have downsampled (docs/BENCHMARKS.md, large photos).
