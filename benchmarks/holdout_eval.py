@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", required=True)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--docs")
+    ap.add_argument("--section", default="Fine-tuning the default: held-out CelebA people")
     args = ap.parse_args()
     paths, truth, people = read(args.csv)
     rows, base = [], None
@@ -86,7 +87,7 @@ def main() -> None:
         "(15 bins); the last column is the paired difference against the first row.", "",
         "| model | gender % (95 % interval) | men % | women % | ECE % | vs first row, points |",
         "|---|---|---:|---:|---:|---|", *rows])
-    publish(args.docs, "Fine-tuning the default: held-out CelebA people", body)
+    publish(args.docs, args.section, body)
 
 
 if __name__ == "__main__":

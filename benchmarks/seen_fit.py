@@ -25,6 +25,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--docs")
+    ap.add_argument("--section", default="Fine-tuning the default: fit on its own UTKFace faces")
     args = ap.parse_args()
     records, _ = read_dataset("utkface", args.utk, verbose=False)
     records = list(np.random.default_rng(0).permutation(np.array(records, dtype=object))[:args.faces])
@@ -44,7 +45,7 @@ def main() -> None:
         f"{len(records):,} UTKFace faces (a fixed seed-0 sample) that every model here trained on, through "
         "`Predictor(aligned=True)`: fit, not accuracy.", "",
         "| model | gender % | strict age group % | MAE (years) |", "|---|---:|---:|---:|", *rows])
-    publish(args.docs, "Fine-tuning the default: fit on its own UTKFace faces", body)
+    publish(args.docs, args.section, body)
 
 
 if __name__ == "__main__":
