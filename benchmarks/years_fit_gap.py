@@ -7,7 +7,7 @@ test faces: the same years fit is (a) cross-validated on the fold's own training
 and (b) fitted on all of them and scored on the test fold, which neither trunk nor layer saw. (b) - (a)
 is the optimism; the strict age-group accuracy on the same two sets shows the trunk's own fit beside it.
 
-    python benchmarks/years_fit_gap.py --data ../shared/data/utkface RUN [RUN ...] [--fold 0] \\
+    python benchmarks/years_fit_gap.py --data ../shared/data/utkface RUN [RUN ...] [--folds 0,1] \\
         [--default-results RUN/results.json] [--docs docs/RESULTS.md]
 
 RUN: an `agegender cv` run (no --tune-val) of a model with an 8-group softmax age head.
@@ -74,20 +74,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--data", required=True, help="the UTKFace folder the runs trained on")
-    ap.add_argument("--fold", type=int, default=0)
+    ap.add_argument("--folds", default="0", help="comma-separated folds of each run (a mean row when several)")
     ap.add_argument("--default-results", help="results.json of `agegender fit-years --init default`, shown beside")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", help="folder keeping each run's scores, reused on a rerun (default: none)")
     ap.add_argument("--docs")
     ap.add_argument("--section", default="Age in years for the default: how optimistic the fit's own CV is")
     args = ap.parse_args(argv)
+    folds = [int(f) for f in args.folds.split(",")]
     torch.set_num_threads(args.threads)
     fit = YearsFit()
     records, _ = read_dataset("utkface", args.data, verbose=False)
     images = build_faceset(records, 64, tag="utkface", progress=False).images
     years = np.clip(np.array([r.label("age_years") for r in records], np.float64), 0, fit.age_bins - 1)
     heads = " | ".join(f"{lo}-{hi}" if hi < 200 else f"{lo}+" for lo, hi in BANDS)
-    lines = [f"Fold {args.fold} of each run; years layer fitted with the defaults of `agegender fit-years` "
+    which = f"Fold{'s' if len(folds) > 1 else ''} {', '.join(map(str, folds))}"
+    lines = [f"{which} of each run; years layer fitted with the defaults of `agegender fit-years` "
              f"({fit.epochs} epochs, weight decay {fit.weight_decay}, mirror images). \"seen\": 5-fold CV of the "
              "layer over the faces the fold's trunk trained on (what `fit-years` reports for the default); "
              "\"unseen\": the layer fitted on all of them, scored on the fold's test faces, which the trunk "
@@ -101,20 +103,30 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'-' if strict is None else format(strict, '.1f')} |")
 
     for run in map(Path, args.runs):
-        cached = Path(args.cache, f"{run.name}-fold{args.fold}.json") if args.cache else None
-        if cached is not None and cached.is_file():
-            r = json.loads(cached.read_text())  # the same run, fold and fit (all seeded): the same numbers
-        else:
-            r = score_run(run, records, images, years, args.fold, fit)
-            if cached is not None:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                cached.write_text(json.dumps(r))
-        lines.append(row(f"`{r['run']}` fold {args.fold}, seen (layer CV)", r["seen"], r["strict_seen"]))
-        lines.append(row(f"`{r['run']}` fold {args.fold}, unseen (test fold)", r["unseen"], r["strict_unseen"]))
-        lines.append(f"| optimism of \"seen\" | | {r['unseen']['mae'] - r['seen']['mae']:+.2f} | "
-                     + " | ".join(f"{r['unseen']['bands'][k]['mae'] - r['seen']['bands'][k]['mae']:+.2f}"
-                                  for k in r["seen"]["bands"]) + f" | {r['strict_unseen'] - r['strict_seen']:+.1f} |")
-        print(lines[-3:], file=sys.stderr, flush=True)
+        unseen = []
+        for fold in folds:
+            cached = Path(args.cache, f"{run.name}-fold{fold}.json") if args.cache else None
+            if cached is not None and cached.is_file():
+                r = json.loads(cached.read_text())  # the same run, fold and fit (all seeded): the same numbers
+            else:
+                r = score_run(run, records, images, years, fold, fit)
+                if cached is not None:
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    cached.write_text(json.dumps(r))
+            unseen.append(r["unseen"])
+            lines.append(row(f"`{r['run']}` fold {fold}, seen (layer CV)", r["seen"], r["strict_seen"]))
+            lines.append(row(f"`{r['run']}` fold {fold}, unseen (test fold)", r["unseen"], r["strict_unseen"]))
+            lines.append(f"| optimism of \"seen\" | | {r['unseen']['mae'] - r['seen']['mae']:+.2f} | "
+                         + " | ".join(f"{r['unseen']['bands'][k]['mae'] - r['seen']['bands'][k]['mae']:+.2f}"
+                                      for k in r["seen"]["bands"])
+                         + f" | {r['strict_unseen'] - r['strict_seen']:+.1f} |")
+            print(lines[-3:], file=sys.stderr, flush=True)
+        if len(unseen) > 1:
+            maes = np.array([u["mae"] for u in unseen])
+            bands = " | ".join(f"{np.mean([u['bands'][k]['mae'] for u in unseen]):.2f}" for k in unseen[0]["bands"])
+            lines.append(f"| `{run.name}` unseen, mean of {len(unseen)} folds (sd) | "
+                         f"{sum(u['faces'] for u in unseen):,} | **{maes.mean():.2f}** ({maes.std(ddof=1):.2f}) | "
+                         f"{bands} | - |")
     if args.default_results:
         d = json.loads(Path(args.default_results).read_text())
         lines.append(row("bundled default, seen (layer CV; `fit-years --init default`)", d["cv"]["pooled"], None))
