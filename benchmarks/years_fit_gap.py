@@ -53,12 +53,14 @@ def strict_accuracy(model, feats: torch.Tensor, years: np.ndarray) -> float:
     return float((groups[keep] == strict[keep]).mean() * 100)
 
 
-def score_run(run: Path, records, images: np.ndarray, years: np.ndarray, fold: int, fit: YearsFit) -> dict:
+def score_run(run: Path, records, images: np.ndarray, years: np.ndarray, fold: int, fit: YearsFit,
+              estimate: str) -> dict:
     info = json.loads((run / "results.json").read_text())
     if info.get("tune_val"):
         raise SystemExit(f"{run}: a --tune-val run; this needs the test fold")
     trained, scored = fold_split(records, info["k"], info["fold_seed"], fold, 0.0)
     model, _ = years_model(str(RunDir(run).fold_checkpoint(fold)), fit.age_bins, log=lambda _: None)
+    model.head.years_estimate = estimate
     feats_train = face_features(model, images[trained], fit.mirror)
     feats_test = face_features(model, images[scored], mirror=False)
     inner = assign_folds([records[i] for i in trained], 5, seed=0)
@@ -76,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="the UTKFace folder the runs trained on")
     ap.add_argument("--folds", default="0", help="comma-separated folds of each run (a mean row when several)")
     ap.add_argument("--default-results", help="results.json of `agegender fit-years --init default`, shown beside")
+    ap.add_argument("--estimate", choices=("median", "mean"), default="median",
+                    help="age_years as the year distribution's median (what fit-years gives) or mean")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", help="folder keeping each run's scores, reused on a rerun (default: none)")
     ap.add_argument("--docs")
@@ -90,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     heads = " | ".join(f"{lo}-{hi}" if hi < 200 else f"{lo}+" for lo, hi in BANDS)
     which = f"Fold{'s' if len(folds) > 1 else ''} {', '.join(map(str, folds))}"
     lines = [f"{which} of each run; years layer fitted with the defaults of `agegender fit-years` "
-             f"({fit.epochs} epochs, weight decay {fit.weight_decay}, mirror images). \"seen\": 5-fold CV of the "
+             f"({fit.epochs} epochs, weight decay {fit.weight_decay}, mirror images), age_years the "
+             f"distribution's {args.estimate}. \"seen\": 5-fold CV of the "
              "layer over the faces the fold's trunk trained on (what `fit-years` reports for the default); "
              "\"unseen\": the layer fitted on all of them, scored on the fold's test faces, which the trunk "
              "never saw. Strict: age-group accuracy of the trunk's own group head on the same faces.", "",
@@ -105,11 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     for run in map(Path, args.runs):
         unseen = []
         for fold in folds:
-            cached = Path(args.cache, f"{run.name}-fold{fold}.json") if args.cache else None
+            cached = Path(args.cache, f"{run.name}-fold{fold}-{args.estimate}.json") if args.cache else None
             if cached is not None and cached.is_file():
                 r = json.loads(cached.read_text())  # the same run, fold and fit (all seeded): the same numbers
             else:
-                r = score_run(run, records, images, years, fold, fit)
+                r = score_run(run, records, images, years, fold, fit, args.estimate)
                 if cached is not None:
                     cached.parent.mkdir(parents=True, exist_ok=True)
                     cached.write_text(json.dumps(r))

@@ -148,3 +148,54 @@ def test_training_commands_without_torch_name_the_extra(monkeypatch, capsys, tmp
                  "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert "needs the 'train' extra" in err and "agegender[train]" in err
+
+
+def test_years_median_is_the_halfway_point_and_continuous():
+    from agegender.models.heads import years_median
+
+    p = torch.zeros(4, 101)
+    p[0, 30] = 1.0  # all in one year: its centre
+    p[1, 10:21] = 1 / 11  # uniform over 10..20: 15
+    p[2, 20], p[2, 60] = 0.6, 0.4  # the mean (36) lies where no mass is; the median stays in 20's year
+    p[3, 0] = 1.0  # clamped at 0
+    assert torch.allclose(years_median(p), torch.tensor([30.0, 15.0, 20 - 0.5 + 0.5 / 0.6, 0.0]), atol=1e-5)
+    a, b = torch.zeros(2, 101), torch.zeros(2, 101)
+    a[:, 40], a[:, 41] = 0.5 + 1e-4, 0.5 - 1e-4  # the halfway point just inside 40's year ...
+    b[:, 40], b[:, 41] = 0.5 - 1e-4, 0.5 + 1e-4  # ... and just inside 41's: no jump between them
+    assert abs(float(years_median(a)[0] - years_median(b)[0])) < 1e-2
+
+
+def test_median_estimate_in_eval_mean_in_training_and_in_the_export(tmp_path):
+    import dataclasses
+
+    from agegender.export import export_onnx
+    from agegender.models.heads import years_median
+
+    cfg = dataclasses.replace(IN_GROUPS, years_estimate="median")
+    model = create_model(cfg)
+    torch.nn.init.normal_(model.head.years.weight, std=0.5)
+    x = _faces()
+    model.train()
+    with torch.no_grad():
+        out = model(x)
+    p = out[YEARS_DIST].exp()
+    assert torch.allclose(out["age_years"], (p * torch.arange(101.0)).sum(1), atol=1e-3)
+    model.eval()
+    with torch.no_grad():
+        years = model(x)["age_years"]
+        model.head.train()
+        p = model.head(model.fc(model.forward_features(x)))[YEARS_DIST].exp()
+        model.head.eval()
+    assert torch.allclose(years, years_median(p), atol=1e-4)
+    save_checkpoint(tmp_path / "checkpoint", model, cfg)
+    report = export_onnx(tmp_path / "checkpoint", tmp_path / "m.onnx", "fp32")
+    assert report["max_abs_diff_random"]["age_years"] < 1e-2
+    faces = np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    with torch.no_grad():
+        ref = model.eval()(torch.from_numpy(faces).permute(0, 3, 1, 2).float())["age_years"].numpy()
+        mean = create_model(IN_GROUPS).eval()
+        mean.load_state_dict(model.state_dict())
+        assert not np.allclose(mean(torch.from_numpy(faces).permute(0, 3, 1, 2).float())["age_years"].numpy(), ref)
+    assert np.allclose(OnnxModel(report["path"]).run(faces)["age_years"], ref, atol=1e-2)
+    with pytest.raises(ValueError, match="years_estimate"):
+        ModelConfig(head="cls", tasks=("age", "gender", "age_years"), age_bins=101, years_estimate="mode")

@@ -66,8 +66,9 @@ class MultiTaskHead(nn.Module):
     """
 
     def __init__(self, in_features: int, tasks: tuple[str, ...], head: str, age_bins: int = 0,
-                 years_in_groups: bool = False):
+                 years_in_groups: bool = False, years_estimate: str = "mean"):
         super().__init__()
+        self.years_estimate = years_estimate
         self.tasks = tuple(tasks)
         self.head = head
         self.age_bins = age_bins
@@ -111,12 +112,12 @@ class MultiTaskHead(nn.Module):
             within = torch.logsumexp(u[:, None, :] + self.year_group_log[None], dim=2)  # (B, 8)
             group_log_p = torch.log_softmax(out[self.groups_task].float(), dim=1)
             log_p = u + (group_log_p - within)[:, self.year_group_index]
-            out[self.years_task] = (log_p.exp() * self.year_values).sum(1)
+            out[self.years_task] = self._years_point(log_p)
             if self.training:
                 out[YEARS_DIST] = log_p
         elif self.years is not None:
             log_p = torch.log_softmax(self.years(h).float(), dim=1)  # (B, bins)
-            out[self.years_task] = (log_p.exp() * self.year_values).sum(1)
+            out[self.years_task] = self._years_point(log_p)
             out[self.groups_task] = torch.logsumexp(log_p[:, None, :] + self.year_group_log[None], dim=2)  # (B, 8)
             if self.training:
                 out[YEARS_DIST] = log_p
@@ -124,6 +125,27 @@ class MultiTaskHead(nn.Module):
         if YEARS_DIST in out:
             named[YEARS_DIST] = out[YEARS_DIST]
         return named
+
+
+    def _years_point(self, log_p: torch.Tensor) -> torch.Tensor:
+        """age_years from (B, bins) year log-probabilities: the expected value in training (the loss's L1
+        term is on it) and for ``years_estimate="mean"``, else the median."""
+        p = log_p.exp()
+        if self.training or self.years_estimate == "mean":
+            return (p * self.year_values).sum(1)
+        return years_median(p)
+
+
+def years_median(p: torch.Tensor) -> torch.Tensor:
+    """Interpolated median of (B, bins) year probabilities, year y spread evenly over y - 0.5 .. y + 0.5:
+    continuous in ``p`` (a probability moving across the halfway point moves the median smoothly)."""
+    bins = p.shape[1]
+    c = torch.cumsum(p, 1)
+    y = (c < 0.5 * c[:, -1:]).sum(1, keepdim=True).clamp(max=bins - 1)  # the bin holding the halfway point
+    before = torch.gather(c - p, 1, y)
+    inside = torch.gather(p, 1, y).clamp_min(1e-12)
+    half = 0.5 * c[:, -1:]
+    return (y.to(p.dtype) - 0.5 + (half - before) / inside).clamp(0, bins - 1).squeeze(1)
 
 
 class TaskBranches(nn.Module):

@@ -49,7 +49,8 @@ class LiteNet(FaceNet):
             nn.Linear(cin, LITE_FC, bias=False), nn.BatchNorm1d(LITE_FC), nn.ReLU(inplace=True),
             nn.Dropout(cfg.dropout),
         )
-        self.head = MultiTaskHead(LITE_FC, cfg.tasks, cfg.head, cfg.age_bins, cfg.years_in_groups)
+        self.head = MultiTaskHead(LITE_FC, cfg.tasks, cfg.head, cfg.age_bins, cfg.years_in_groups,
+                                  cfg.years_estimate)
         for m in self.features.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -61,7 +61,8 @@ class PaperNet(FaceNet):
                                       for t in cfg.tasks}, cfg.tasks)
         else:
             self.fc = nn.Sequential(nn.Flatten(), *_fc_stack(cfg, flat))
-            self.head = MultiTaskHead(cfg.fc_width, cfg.tasks, cfg.head, cfg.age_bins, cfg.years_in_groups)
+            self.head = MultiTaskHead(cfg.fc_width, cfg.tasks, cfg.head, cfg.age_bins, cfg.years_in_groups,
+                                      cfg.years_estimate)
         _init_weights(self.features)
         _init_weights(self.fc)
         for stack in stacks.values():  # not the output layers: MultiTaskHead initialises those

@@ -159,7 +159,7 @@ def init_from(model: nn.Module, model_cfg: ModelConfig, source: str, log=print) 
     is kept and the years start uniform within each group."""
     state, theirs = _init_weights(source)
     ours = model_cfg.to_dict()
-    trunk_keys = [k for k in ours if k not in ("tasks", "age_bins", "years_in_groups")]
+    trunk_keys = [k for k in ours if k not in ("tasks", "age_bins", "years_in_groups", "years_estimate")]
     diff = {k: (theirs.to_dict()[k], ours[k]) for k in trunk_keys if theirs.to_dict()[k] != ours[k]}
     if diff:
         text = ", ".join(f"{k} {a} there, {b} here" for k, (a, b) in diff.items())

@@ -3,7 +3,8 @@
 The model's trunk, FC layers, gender head and age-group head are kept exactly; a years layer is added
 (``ModelConfig.years_in_groups``): p(year) = p(group of year) * p(year | group), with p(year | group) a
 softmax over the group's years (the nearest-group rule) from one linear layer on the model's last
-features. Its expected value is ``age_years``; the 8 group probabilities are the group head's, so they are
+features. Its median is ``age_years`` (``ModelConfig.years_estimate``; the fit's L1 term is on its
+expected value); the 8 group probabilities are the group head's, so they are
 the year distribution's group sums by construction and every group and gender prediction is unchanged.
 
 The layer is fitted on features computed once per face (eval mode; each face and its mirror image), by the
@@ -37,7 +38,8 @@ def years_model_config(source: ModelConfig, age_bins: int) -> ModelConfig:
         raise ValueError("fit-years needs a model with a softmax head for the 8 age groups (cls head; years, "
                          "if any, within the groups)")
     tasks = tuple(source.tasks) + (() if "age_years" in source.tasks else ("age_years",))
-    return dataclasses.replace(source, tasks=tasks, age_bins=age_bins, years_in_groups=True)
+    return dataclasses.replace(source, tasks=tasks, age_bins=age_bins, years_in_groups=True,
+                               years_estimate="median")
 
 
 def years_model(source: str, age_bins: int, log=print) -> tuple[torch.nn.Module, ModelConfig]:
