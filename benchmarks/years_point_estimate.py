@@ -32,7 +32,7 @@ from agegender.config import YearsFit  # noqa: E402
 from agegender.data.datasets import read_dataset  # noqa: E402
 from agegender.data.faceset import build_faceset  # noqa: E402
 from agegender.data.folds import assign_folds  # noqa: E402
-from agegender.models.heads import YEARS_DIST  # noqa: E402
+from agegender.models.heads import YEARS_DIST, years_median  # noqa: E402
 from agegender.provenance import publish  # noqa: E402
 from agegender.rundir import RunDir  # noqa: E402
 from agegender.training.years_head import (  # noqa: E402
@@ -54,13 +54,8 @@ def year_probs(model, feats: torch.Tensor) -> np.ndarray:
 
 
 def median(p: np.ndarray) -> np.ndarray:
-    """Interpolated median of each row of year probabilities (year y spread evenly over y - 0.5 .. y + 0.5)."""
-    p = p / p.sum(1, keepdims=True)
-    c = np.cumsum(p, 1)
-    y = (c < 0.5).sum(1).clip(0, p.shape[1] - 1)
-    before = np.where(y > 0, c[np.arange(len(y)), y - 1], 0.0)
-    inside = p[np.arange(len(y)), y]
-    return np.clip(y - 0.5 + (0.5 - before) / np.maximum(inside, 1e-12), 0, p.shape[1] - 1)
+    """Interpolated median of each row of year probabilities: the one ``age_years`` uses."""
+    return years_median(torch.from_numpy(p)).numpy()
 
 
 def estimates(p: np.ndarray, p_mirror: np.ndarray) -> dict[str, np.ndarray]:
