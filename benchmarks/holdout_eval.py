@@ -5,8 +5,9 @@
 
 This is the validation set for fine-tuning the bundled default (it trained on every celeba_gender person;
 these are people only in celeba_gender_more, never trained on by either model). Each crop goes through
-``Predictor(aligned=True)`` (padded square, resized: what ``predict --aligned`` does), and also, with
-``--mirror``, averaged with its mirror image. A 95 % interval by bootstrap over people is given, and the
+``Predictor(aligned=True)`` (padded square, resized: what ``predict --aligned`` does), averaged with its
+mirror image as ``predict`` does by default (``--no-mirror``: each crop once; tables before 2026-12-06 were
+made without mirroring). A 95 % interval by bootstrap over people is given, and the
 paired difference of each model against the first one.
 """
 
@@ -31,8 +32,8 @@ def read(csv_path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
             np.array([people[r["subject_id"]] for r in rows]))
 
 
-def correct(model: str, paths: list[str], truth: np.ndarray, threads: int) -> np.ndarray:
-    predictor = Predictor(model, aligned=True, threads=threads)
+def correct(model: str, paths: list[str], truth: np.ndarray, threads: int, mirror: bool = True) -> np.ndarray:
+    predictor = Predictor(model, aligned=True, threads=threads, mirror=mirror)
     names = predictor.model.labels["gender"]
     got, probs = {}, {}
     for r in predictor.predict_paths(paths, workers=1):
@@ -60,13 +61,15 @@ def main() -> None:
     ap.add_argument("--csv", required=True)
     ap.add_argument("--model", action="append", required=True)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
+                    help="test-time mirroring, as predict (default on)")
     ap.add_argument("--docs")
     ap.add_argument("--section", default="Fine-tuning the default: held-out CelebA people")
     args = ap.parse_args()
     paths, truth, people = read(args.csv)
     rows, base = [], None
     for model in args.model:
-        hits, probs = correct(model, paths, truth, args.threads)
+        hits, probs = correct(model, paths, truth, args.threads, args.mirror)
         ece = expected_calibration_error(probs, truth)
         lo, hi = bootstrap(hits, people)
         diff = "-"
@@ -82,7 +85,8 @@ def main() -> None:
         print(rows[-1], flush=True)
     body = "\n".join([
         f"{len(paths):,} crops of {people.max() + 1} CelebA people in neither model's training data "
-        f"(`{Path(args.csv).name}` from benchmarks/celeba_holdout.py), through `Predictor(aligned=True)`; "
+        f"(`{Path(args.csv).name}` from benchmarks/celeba_holdout.py), through `Predictor(aligned=True)` "
+        f"({'with' if args.mirror else 'without'} test-time mirroring); "
         "95 % intervals by bootstrap over people; ECE: expected calibration error of the gender probability "
         "(15 bins); the last column is the paired difference against the first row.", "",
         "| model | gender % (95 % interval) | men % | women % | ECE % | vs first row, points |",

@@ -180,9 +180,9 @@ class OursOnCrops:
     """One of our models on the peers' crops (``Predictor(aligned=True)``: resized as ``predict --aligned``
     does), for the same-crop comparison; age as its group, as for the peers."""
 
-    def __init__(self, label: str, model: str, threads: int, precision: str = "auto"):
+    def __init__(self, label: str, model: str, threads: int, precision: str = "auto", mirror: bool = True):
         self.name, self.suffix = f"{label} (ours on the peers' crops)", ""
-        self.predictor = Predictor(model=model, aligned=True, threads=threads, precision=precision)
+        self.predictor = Predictor(model=model, aligned=True, threads=threads, precision=precision, mirror=mirror)
 
     def prepare(self, crops: list[np.ndarray]) -> list[np.ndarray]:
         return crops
@@ -204,6 +204,9 @@ def main() -> None:
                     help="'default', 'fast' (NAME:float or NAME:int8 for one bundled file; plain: what "
                          "--precision auto picks here), an .onnx file or a checkpoint folder (repeat)")
     ap.add_argument("--detector", default="default")
+    ap.add_argument("--mirror", choices=("on", "off", "both"), default="on",
+                    help="test-time mirroring of our models: on (predict's default), off (--no-mirror), or both, "
+                         "each model scored twice in this run")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--peers", default="", help="comma-separated peers from benchmarks/peers.py to score on the "
                     "same faces: openvino, cydral, faceapi, faceres (each needs its package: see peers.py)")
@@ -216,12 +219,14 @@ def main() -> None:
     root = Path(args.data)
     photos = json.loads((root / "ground_truth.json").read_text())
     results, labels = [], []
-    for model in args.model or ["default"]:
+    mirrors = {"on": (True,), "off": (False,), "both": (True, False)}[args.mirror]
+    for model, mirror in [(m, mirror) for m in args.model or ["default"] for mirror in mirrors]:
         name, _, precision = model.partition(":")  # default:float, default:int8: one bundled file
-        predictor = Predictor(model=name, detector=args.detector, threads=args.threads, precision=precision or "auto")
+        predictor = Predictor(model=name, detector=args.detector, threads=args.threads, precision=precision or "auto",
+                              mirror=mirror)
         label = (f"{name} ({predictor.model.path.name})" if name in ("default", "fast")
-                 else Path(model).as_posix().replace(str(Path.home()), "~"))
-        labels.append((label, model, precision or "auto"))
+                 else Path(model).as_posix().replace(str(Path.home()), "~")) + ("" if mirror else ", `--no-mirror`")
+        labels.append((label, model, precision or "auto", mirror))
         res = score(label, predictor, photos, root)
         results.append(res)
         print(f"{label}: gender {res['gender']:.1f}, age compatible {res['age_compatible']:.1f}", file=sys.stderr)
@@ -229,8 +234,8 @@ def main() -> None:
     peers = load_peers([n for n in args.peers.split(",") if n], args.threads, args.node_peers, tmp)
     if peers:
         # ours on the very crops the peers get, beside the whole-photo path above
-        peers = [OursOnCrops(label, model.partition(":")[0], args.threads, precision)
-                 for label, model, precision in labels] + peers
+        peers = [OursOnCrops(label, model.partition(":")[0], args.threads, precision, mirror)
+                 for label, model, precision, mirror in labels] + peers
         crops = peer_crops(photos, root, args.detector)
         for peer in peers:
             res = score_peer(peer, photos, crops)
@@ -239,8 +244,11 @@ def main() -> None:
                   file=sys.stderr)
     n = {b: results[0][f"n_{b}"] for b in ("0-9", "10-19", "20+")}
     counts = ", ".join(f"{b}: {k} photos" for b, k in n.items())
+    mirroring = {"on": "on, as `predict` does by default", "off": "off",
+                 "both": "on, and off where the row says `--no-mirror`"}[args.mirror]
     lines = [f"{len(photos)} fairface_ood photos (320x320, one labelled face in the middle), each model through "
-             f"`Predictor.predict_paths` with the `{args.detector}` detector on the whole photo, {args.threads} "
+             f"`Predictor.predict_paths` with the `{args.detector}` detector on the whole photo (test-time mirroring "
+             f"{mirroring}), {args.threads} "
              f"ONNX Runtime thread(s). Gender in % (by FairFace age: {counts}); age group compatible with the FairFace "
              "bin and, for models giving years, years inside the bin, "
              "in %; a photo with no face found counts as wrong. Gender ECE: expected calibration error (%, 15 bins) "

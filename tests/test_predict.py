@@ -249,20 +249,28 @@ def test_predict_arrays(onnx_model):
 def test_mirror_averages_a_face_and_its_mirror_image(onnx_model, capsys, tmp_path):
     faces = np.stack([np.asarray(face_image(i, 64)) for i in range(3)])
     mirrored = np.ascontiguousarray(faces[:, :, ::-1])
-    plain = Predictor(onnx_model[0], aligned=True)
+    plain = Predictor(onnx_model[0], aligned=True, mirror=False)
     a, b = plain.predict_faces(faces), plain.predict_faces(mirrored)
     assert any(not np.allclose(x.age_group_probs, y.age_group_probs, atol=1e-4) for x, y in zip(a, b, strict=True))
     both = Predictor(onnx_model[0], aligned=True, mirror=True)
     for x, y, m, m_of_mirror in zip(a, b, both.predict_faces(faces), both.predict_faces(mirrored), strict=True):
+        # both views run in one batch of 2N: the same numbers as two separate runs
         assert np.allclose(m.age_group_probs, (np.array(x.age_group_probs) + y.age_group_probs) / 2, atol=2e-5)
         assert np.allclose(m.age_group_probs, m_of_mirror.age_group_probs, atol=2e-5)
         assert sum(m.age_group_probs) == pytest.approx(1, abs=1e-4)
         assert m.age_group_index == int(np.argmax(m.age_group_probs)) and m.gender == m_of_mirror.gender
     Image.fromarray(faces[0]).save(tmp_path / "f.png")
+    # mirroring is the default of the API and the CLI; --no-mirror runs each face once
+    assert Predictor(onnx_model[0], aligned=True).mirror is True
+    for flags, want in (([], both), (["--mirror"], both), (["--no-mirror"], plain)):
+        assert main(["predict", "--aligned", *flags, "--model", onnx_model[0], "--format", "jsonl", "--no-progress",
+                     str(tmp_path / "f.png")]) == 0
+        cli = json.loads(capsys.readouterr().out)
+        assert cli["age_group_probs"] == pytest.approx(want.predict_faces(faces[:1])[0].age_group_probs, abs=1e-5)
     assert main(["predict", "--aligned", "--mirror", "--model", onnx_model[0], "--format", "jsonl", "--no-progress",
                  str(tmp_path / "f.png")]) == 0
-    cli = json.loads(capsys.readouterr().out)
-    assert cli["age_group_probs"] == pytest.approx(both.predict_faces(faces[:1])[0].age_group_probs, abs=1e-5)
+    assert json.loads(capsys.readouterr().out)["age_group_probs"] != pytest.approx(
+        plain.predict_faces(faces[:1])[0].age_group_probs, abs=1e-5)
 
 
 def test_mirror_merge_averages_regressed_values_and_keeps_them_decodable():

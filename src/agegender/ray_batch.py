@@ -28,7 +28,7 @@ class PredictBatch:
     """The per-actor callable: builds its Predictor once (one ONNX thread: Ray gives each actor a core)."""
 
     def __init__(self, model: str | None = None, detector: str = "default", aligned: bool = False,
-                 mirror: bool = False, threads: int = 1, precision: str = "auto"):
+                 mirror: bool = True, threads: int = 1, precision: str = "auto"):
         self.predictor = Predictor(model, detector=detector, aligned=aligned, threads=threads, mirror=mirror,
                                    precision=precision)
 
@@ -44,7 +44,7 @@ class PredictBatch:
 
 
 def predict_dataset(inputs: list[str], model: str | None = None, detector: str = "default",
-                    aligned: bool = False, mirror: bool = False, actors: int | None = None, batch_size: int = 16,
+                    aligned: bool = False, mirror: bool = True, actors: int | None = None, batch_size: int = 16,
                     precision: str = "auto", readers: int | None = None):
     """A lazy ``ray.data.Dataset`` of face records for the image files under ``inputs``.
 
