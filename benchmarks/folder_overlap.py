@@ -20,8 +20,9 @@ from agegender.inference.predict import Predictor, iter_image_files
 from agegender.provenance import publish
 
 
-def run(paths: list[str], model: str, workers: int, threads: int | None, detector: str) -> tuple[float, float, int]:
-    predictor = Predictor(model, detector=detector, threads=threads)
+def run(paths: list[str], model: str, workers: int, threads: int | None, detector: str,
+        mirror: bool = True) -> tuple[float, float, int]:
+    predictor = Predictor(model, detector=detector, threads=threads, mirror=mirror)
     t0, c0 = time.perf_counter(), time.process_time()
     faces = sum(1 for r in predictor.predict_paths(paths, workers=workers) if not r.error)
     wall = time.perf_counter() - t0
@@ -39,19 +40,23 @@ def main() -> None:
     for p in paths:
         Path(p).read_bytes()
     cores = os.cpu_count() or 1
-    configs = [(1, 1, "one worker, one model thread (nothing overlapped but the pool's read-ahead)"),
-               (min(4, cores), max(1, cores // 2), f"{min(4, cores)} workers, {max(1, cores // 2)} model thread(s) "
-                                                    "(`agegender predict`'s default)"),
-               (cores, cores, f"{cores} workers, {cores} model threads (the default before)")]
-    rows, base = [], None
-    for workers, threads, label in configs:
-        rate, cpu, faces = run(paths, args.model, workers, threads, args.detector)
-        base = base or rate
-        rows.append(f"| {label} | {workers} | {threads} | {rate:.1f} | {rate / base:.2f}x | {cpu:.2f} | {faces} |")
+    default = (min(4, cores), max(1, cores // 2))
+    configs = [(1, 1, True, "one worker, one model thread (nothing overlapped but the pool's read-ahead)"),
+               (*default, True, f"{default[0]} workers, {default[1]} model thread(s) (`agegender predict`'s default)"),
+               (cores, cores, True, f"{cores} workers, {cores} model threads (the default before 2026-12-03)"),
+               (1, 1, False, "one worker, one model thread, `--no-mirror`"),
+               (*default, False, f"{default[0]} workers, {default[1]} model thread(s), `--no-mirror`")]
+    rows, base = [], {}
+    for workers, threads, mirror, label in configs:
+        rate, cpu, faces = run(paths, args.model, workers, threads, args.detector, mirror)
+        base.setdefault(mirror, rate)  # against one worker with the same mirroring
+        rows.append(f"| {label} | {workers} | {threads} | {rate:.1f} | {rate / base[mirror]:.2f}x | {cpu:.2f} | "
+                    f"{faces} |")
         print(rows[-1], flush=True)
     body = "\n".join([
         f"{len(paths)} photos from `{args.data}` through `Predictor.predict_paths` (model {args.model}, detector "
-        f"{args.detector}) on this {cores}-core machine; CPU use = process CPU seconds / wall seconds.", "",
+        f"{args.detector}; test-time mirroring, `predict`'s default, except where the row says `--no-mirror`) "
+        f"on this {cores}-core machine; CPU use = process CPU seconds / wall seconds.", "",
         "| setting | pool workers | ONNX Runtime threads | files/s | vs one worker | CPU use (cores) | faces |",
         "|---|---:|---:|---:|---:|---:|---:|", *rows])
     publish(args.docs, "predict FOLDER: overlap of decode, detect and classify", body)

@@ -133,6 +133,7 @@ def main() -> None:
         acc.append("| " + " | ".join(row) + " |")
         print(acc[-1], flush=True)
 
+    years = years_merge_check(utk_faces, utk_age)
     body = "\n".join([
         "Cost: one 640x480 JPEG with one face through `Predictor.predict` (decode, detect, crop, model: the "
         f"user's path), 1 thread, median of {args.runs} calls after a warm-up, off and on interleaved; and 64 "
@@ -143,8 +144,44 @@ def main() -> None:
         "interval by bootstrap over people; and {0:,} UTKFace faces every bundled model trained on (fixed seed-0 "
         "sample; strict age on the {1:,} whose age lies inside a group): fit, not accuracy, paired.".format(
             len(records), int(inside.sum())), "",
-        *acc])
+        *acc, "",
+        "How the two views' years are merged, `default` float file, the same UTKFace faces (MAE in years): "
+        "`predict` averages the two views' `age_years` (each the median of that view's year distribution); the "
+        "cross-validated figures in docs/RESULTS.md took the median of the two views' averaged distributions "
+        "(read here from the graph's year probabilities).", "",
+        "| one view | mean of the two views' medians (`predict`) | median of the averaged distributions |",
+        "|---:|---:|---:|", f"| {years[0]:.3f} | {years[1]:.3f} | {years[2]:.3f} |"])
     publish(args.docs, args.section, body)
+
+
+def years_merge_check(faces: np.ndarray, ages: np.ndarray) -> tuple[float, float, float]:
+    """MAE of: one view's age_years; the mean of both views' (predict's merge); the median of both views'
+    averaged year distributions (``heads.years_median``, as benchmarks/years_point_estimate.py scores it)."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from onnx import TensorProto, helper
+
+    from agegender.inference.predict import bundled_file
+    from agegender.models.heads import years_median
+
+    model = onnx.load(str(bundled_file("default", "float")))
+    producers = {o: n for n in model.graph.node for o in n.output}
+    node = producers["age_years"]
+    while node.op_type != "CumSum":  # back from the median to the year probabilities it is taken of
+        node = producers[node.input[0]]
+    probs = node.input[0]
+    model.graph.output.append(helper.make_tensor_value_info(probs, TensorProto.FLOAT, ["batch", 101]))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    def run(x):
+        return session.run(["age_years", probs], {"image": np.ascontiguousarray(x.transpose(0, 3, 1, 2), np.float32)})
+
+    y1, p1 = run(faces)
+    y2, p2 = run(np.ascontiguousarray(faces[:, :, ::-1]))
+    both = years_median(torch.from_numpy((p1 / p1.sum(1, keepdims=True) + p2 / p2.sum(1, keepdims=True)) / 2))
+    return (float(np.mean(np.abs(y1 - ages))), float(np.mean(np.abs((y1 + y2) / 2 - ages))),
+            float(np.mean(np.abs(both.numpy() - ages))))
 
 
 if __name__ == "__main__":
