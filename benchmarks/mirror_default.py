@@ -21,6 +21,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,7 @@ def main() -> None:
     ap.add_argument("--models", default="default:float,default:int8,fast",
                     help="comma-separated bundled NAME:PRECISION")
     ap.add_argument("--utk-faces", type=int, default=3000)
-    ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--docs")
     ap.add_argument("--section", default="Test-time mirroring by default")
     args = ap.parse_args()
@@ -87,11 +88,15 @@ def main() -> None:
             plain, both = (Predictor(name, threads=1, precision=precision, mirror=m) for m in (False, True))
             assert len(plain.predict(photo)) == 1
             faces = np.stack([plain._file_faces(str(photo))[0][0]] * 64)
-            # interleaved, so that a change in the machine's load falls on both
+            # call by call in turn, so that a change in the machine's load falls on both alike
+            for p in (plain, both):
+                p.predict(photo)
             off, on = [], []
-            for _ in range(3):
-                off.append(median_ms(lambda p=plain: p.predict(photo), args.runs // 3))
-                on.append(median_ms(lambda p=both: p.predict(photo), args.runs // 3))
+            for _ in range(args.runs):
+                for p, times in ((plain, off), (both, on)):
+                    t = time.perf_counter()
+                    p.predict(photo)
+                    times.append(1000 * (time.perf_counter() - t))
             off_b = 64e3 / median_ms(lambda p=plain, f=faces: p.predict_faces(f), max(5, args.runs // 4))
             on_b = 64e3 / median_ms(lambda p=both, f=faces: p.predict_faces(f), max(5, args.runs // 4))
             o, n = statistics.median(off), statistics.median(on)
@@ -136,8 +141,8 @@ def main() -> None:
     years = years_merge_check(utk_faces, utk_age)
     body = "\n".join([
         "Cost: one 640x480 JPEG with one face through `Predictor.predict` (decode, detect, crop, model: the "
-        f"user's path), 1 thread, median of {args.runs} calls after a warm-up, off and on interleaved; and 64 "
-        "aligned faces through `predict_faces`. Mirroring runs the face and its mirror image in one batch.", "",
+        f"user's path), 1 thread, median of {args.runs} calls each after a warm-up, off and on calls alternating; "
+        "and 64 aligned faces through `predict_faces`. Mirroring runs the face and its mirror image in one batch.", "",
         *cost, "",
         f"Predictions: gender on {len(paths):,} crops of {people.max() + 1} held-out CelebA people "
         "(benchmarks/celeba_holdout.py's val.csv: people no bundled model trained on), paired per crop, 95 % "
