@@ -169,7 +169,8 @@ def main() -> None:
     slow_codes = {a: slow_answers.count(a) for a in sorted(set(slow_answers))}
     lines = [
         f"Photo `{photo.name}` ({len(data) / 1024:.0f} KB, one face), server `agegender serve` (workers "
-        f"{health['workers']}, model {health['model']}, detector {health['detector']}) in its own process.",
+        f"{health['workers']}, model {health['model']}, detector {health['detector']}, test-time mirroring "
+        f"{'on' if health.get('mirror') else 'off'}; `predict` alike) in its own process.",
         "",
         "| | |",
         "|---|---|",
