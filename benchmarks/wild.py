@@ -90,7 +90,7 @@ def score(name: str, predictor: Predictor, photos: list[dict], root: Path) -> di
     for r in predictor.predict_paths(paths):
         by_path.setdefault(r.path, []).append(r)
     seconds = time.perf_counter() - t0
-    found, gender, age, years, confidence = [], [], [], [], []
+    found, gender, age, years, confidence, yaw = [], [], [], [], [], []
     for p, path in zip(photos, paths, strict=True):
         with Image.open(path) as im:  # the header only: the size, for the central face
             shape = (im.height, im.width)
@@ -102,9 +102,31 @@ def score(name: str, predictor: Predictor, photos: list[dict], root: Path) -> di
         years.append(face is not None and face.age_years is not None and lo <= round(face.age_years) <= hi)
         if face is not None and face.gender_confidence is not None:
             confidence.append((face.gender_confidence, gender[-1]))
+        yaw.append(None if face is None else face.yaw)
     has_years = any(r.age_years is not None for rs in by_path.values() for r in rs)
-    return summarise(name, photos, found, gender, age, years if has_years else None, seconds,
-                     gender_ece(confidence))
+    out = summarise(name, photos, found, gender, age, years if has_years else None, seconds, gender_ece(confidence))
+    out["by_yaw"] = by_yaw(photos, yaw, gender, age)
+    return out
+
+
+# Head-turn bands for the breakdown (round numbers for reporting; nothing in prediction depends on them)
+YAW_BANDS = ((0, 15), (15, 30), (30, 91))
+
+
+def by_yaw(photos: list[dict], yaw: list, gender: list, age: list) -> list[dict]:
+    """Gender (all, adults 20+) and age compatibility by |yaw| band of the face found (``FaceResult.yaw``)."""
+    adult = np.array([band(p["age"]) == "20+" for p in photos])
+    turn = np.array([np.nan if y is None else abs(y) for y in yaw], np.float64)
+    gender, age = np.asarray(gender, bool), np.asarray(age, bool)
+    rows = []
+    for lo, hi in YAW_BANDS:
+        m = (turn >= lo) & (turn < hi)
+        rows.append({"band": f"{lo}-{hi}" if hi <= 90 else f"{lo}+", "photos": int(m.sum()),
+                     "adults": int((m & adult).sum()),
+                     "gender": 100 * gender[m].mean() if m.any() else None,
+                     "gender_adults": 100 * gender[m & adult].mean() if (m & adult).any() else None,
+                     "age_compatible": 100 * age[m].mean() if m.any() else None})
+    return rows
 
 
 def gender_ece(confidence: list[tuple[float, bool]]) -> float | None:
@@ -264,6 +286,21 @@ def main() -> None:
                      f"{r['gender_10-19']:.1f} | {r['gender_20+']:.1f} | {r['age_compatible']:.1f} | "
                      f"{'-' if r['years_in_bin'] is None else format(r['years_in_bin'], '.1f')} | "
                      f"{'-' if r.get('gender_ece') is None else format(r['gender_ece'], '.1f')} | {r['seconds']:.1f} |")
+    turned = [r for r in results if r.get("by_yaw")]
+    if turned:
+        lines += ["", "By how far the face found is turned (`yaw` of its record: degrees, from the detector's eye "
+                  "and nose landmarks; 0 = facing the camera): photos, gender % (all; adults 20+) and age "
+                  "compatible %, per band of |yaw|.", "",
+                  "| model | " + " | ".join(f"{b['band']} deg: photos / adults" for b in turned[0]["by_yaw"])
+                  + " | " + " | ".join(f"{b['band']}: gender (adults)" for b in turned[0]["by_yaw"])
+                  + " | " + " | ".join(f"{b['band']}: age compatible" for b in turned[0]["by_yaw"]) + " |",
+                  "|---|" + "---:|" * (3 * len(YAW_BANDS))]
+        fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+        for r in turned:
+            bands = r["by_yaw"]
+            lines.append(f"| {r['model']} | " + " | ".join(f"{b['photos']} / {b['adults']}" for b in bands) + " | "
+                         + " | ".join(f"{fmt(b['gender'])} ({fmt(b['gender_adults'])})" for b in bands) + " | "
+                         + " | ".join(fmt(b["age_compatible"]) for b in bands) + " |")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     publish(args.docs, args.section, "\n".join(lines))

@@ -62,7 +62,8 @@ def test_jsonl_contract_and_annotation(tmp_path, capsys):
                  "--no-progress"]) == 0
     record = json.loads(capsys.readouterr().out.splitlines()[0])
     assert set(record) == {"path", "face", "box", "det_score", "age_group", "age_group_index", "age_group_probs",
-                           "gender", "gender_confidence", "age_years"}
+                           "gender", "gender_confidence", "age_years", "yaw"}
+    assert abs(record["yaw"]) < 30  # the bundled portrait faces the camera
     assert 0 <= record["age_years"] <= 100
     assert (tmp_path / "ann" / "astronaut.jpg").is_file()
     assert load_image(photo).shape == (512, 512, 3)  # the input is untouched

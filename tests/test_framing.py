@@ -7,10 +7,12 @@ from agegender.inference.detect import LANDMARKS, Detection
 from agegender.inference.framing import (
     CROP_CALIBRATION,
     LANDMARK_CALIBRATION,
+    NOSE_DEPTH,
     CropCalibration,
     crop_face,
     face_crop_box,
     face_roll,
+    face_yaw,
 )
 
 
@@ -105,6 +107,27 @@ def test_face_roll_levels_tilted_faces_and_leaves_upright_ones():
         -20.0 - cal.roll + cal.dead_zone, abs=1e-6)
     assert face_roll(Detection((0.0, 0.0, 10.0, 10.0), 0.9), "blazeface") == 0.0  # no landmarks
     assert face_roll(_face(200, 200, 40, degrees=20.0), "haar") == 0.0  # no landmark calibration
+
+
+def _turned(degrees: float, nose_shift: float) -> Detection:
+    """_face with its nose moved along the eye line by ``nose_shift`` eye distances (toward the left eye)."""
+    det = _face(200, 200, 40, degrees=degrees)
+    a = np.radians(degrees)
+    pts = list(det.landmarks)
+    pts[2] = (pts[2][0] + np.cos(a) * nose_shift * 40, pts[2][1] + np.sin(a) * nose_shift * 40)
+    return Detection(det.box, det.score, tuple(pts))
+
+
+def test_face_yaw_reads_the_turn_from_the_nose_and_ignores_the_roll():
+    assert face_yaw(_face(200, 200, 40), "blazeface") == pytest.approx(0.0, abs=1e-9)
+    # offset / eye distance = NOSE_DEPTH * tan(yaw)
+    for shift in (0.5, -0.25, 0.1):
+        want = np.degrees(np.arctan(shift / NOSE_DEPTH))
+        for roll in (0.0, 25.0, -40.0):  # a tilted head turned as much gives the same yaw
+            assert face_yaw(_turned(roll, shift), "blazeface") == pytest.approx(want, abs=1e-6)
+    assert face_yaw(_turned(0.0, 0.5), "blazeface") == pytest.approx(45.0)
+    assert face_yaw(Detection((0.0, 0.0, 10.0, 10.0), 0.9), "blazeface") is None  # no landmarks
+    assert face_yaw(_turned(0.0, 0.5), "haar") is None  # a backend without landmarks
 
 
 def test_crop_face_with_an_angle_undoes_a_rotation():

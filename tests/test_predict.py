@@ -13,7 +13,7 @@ from agegender.cli import main
 from agegender.preprocess import ImageError, load_image, load_image_reduced
 
 FIELDS = {"path", "face", "box", "det_score", "age_group", "age_group_index", "age_group_probs", "gender",
-          "gender_confidence"}
+          "gender_confidence", "yaw"}
 
 
 def _png_header_only(path, width, height):
@@ -211,7 +211,7 @@ def test_aligned_batch_continues_past_bad_files_and_keeps_the_contract(onnx_mode
     bad = [r for r in records if "error" in r]
     assert len(good) == 7 and len(bad) == 4
     for r in good:
-        assert set(r) == FIELDS and r["box"] is None and r["face"] == 0
+        assert set(r) == FIELDS and r["box"] is None and r["yaw"] is None and r["face"] == 0
         assert len(r["age_group_probs"]) == 8 and abs(sum(r["age_group_probs"]) - 1) < 1e-3
         assert r["age_group"] in ("0-2", "4-6", "8-13", "15-20", "25-32", "38-43", "48-53", "60+")
         assert r["gender"] in ("male", "female") and 0.5 <= r["gender_confidence"] <= 1
@@ -302,5 +302,9 @@ def test_predictor_takes_a_detector_object_and_levels_its_faces(onnx_model, monk
     monkeypatch.setattr(framing, "face_roll", lambda d, b: rolls.append(real_roll(d, b)) or rolls[-1])
     (face,) = Predictor(onnx_model[0], detector=Fixed()).predict(picture)
     assert seen == [picture.shape] and face.box == [90.0, 90.0, 140.0, 140.0] and face.det_score == 0.9
+    # the nose 25 px below the eyes' midpoint on an eye line 26.6 degrees off level: 11.2 px along it, eye
+    # distance 67.1 px, so the head is turned atan(11.2 / (0.5 * 67.1)) = 18.4 degrees
+    assert face.yaw == pytest.approx(np.degrees(np.arctan2(25 * np.sin(np.arctan2(30, 60)), 0.5 * np.hypot(60, 30))),
+                                     abs=0.05)
     cal = framing.LANDMARK_CALIBRATION["blazeface"]
     assert rolls and rolls[0] == pytest.approx(np.degrees(np.arctan2(30, 60)) - cal.roll - cal.dead_zone, abs=0.01)

@@ -58,6 +58,26 @@ def landmark_features(det: Detection, backend: str):
     return (ex0, ey0), (ux, uy), (-uy, ux), side_f, x_f, y_f
 
 
+# The nose tip's depth in front of the eyes, as a share of the distance between them (about 30 mm against
+# about 62 mm between the pupils of an adult face). Turning the head by a yaw angle moves the nose tip off the
+# eyes' midpoint by depth * sin(yaw) while the eyes' distance shrinks by cos(yaw), so the nose's offset over
+# the eyes' distance, both as the picture shows them, is NOSE_DEPTH * tan(yaw).
+NOSE_DEPTH = 0.5
+
+
+def face_yaw(det: Detection, backend: str) -> float | None:
+    """Approximate left-right turn of the head in degrees, from the detector's eye and nose landmarks: 0
+    facing the camera, positive when the nose is nearer the face's own left eye (the face turned toward the
+    viewer's right). None for a backend without landmarks. A rough geometric estimate (one depth for every
+    face, no camera model), meant for telling frontal from turned faces: turned faces are where gender and
+    age are least reliable (docs/MODEL_CARD.md)."""
+    f = landmark_features(det, backend)
+    if f is None:
+        return None
+    x_f = f[4]  # the nose's offset from the eyes' midpoint along the eye line, ..., the eyes' distance
+    return math.degrees(math.atan2(x_f[0], NOSE_DEPTH * x_f[-1]))
+
+
 def _dot(a, b) -> float:
     return sum(p * q for p, q in zip(a, b, strict=True))
 

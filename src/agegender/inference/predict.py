@@ -51,6 +51,10 @@ class FaceResult:
     gender: str | None = None
     gender_confidence: float | None = None  # probability of the stated gender; None for regression heads
     age_years: float | None = None
+    # approximate head turn in degrees from the detector's landmarks (framing.face_yaw): 0 frontal; None for
+    # --aligned input and detectors without landmarks. Past about 30 degrees gender and age are much less
+    # reliable (docs/MODEL_CARD.md, "Turned faces")
+    yaw: float | None = None
     error: str | None = None
     # every further categorical task of the model (e.g. race): {task: label, task + "_probs": [...]},
     # written as top-level fields of the record (``to_dict``), so a new task needs no new field here
@@ -218,7 +222,7 @@ class Predictor:
 
     def predict_faces(self, faces: np.ndarray) -> list[FaceResult]:
         """Already-cropped faces (N, S, S, 3) uint8 at the model's input size."""
-        return self._classify("<array>", faces, [(None, None)] * len(faces))
+        return self._classify("<array>", faces, [(None, None, None)] * len(faces))
 
     # --- many files, streamed -----------------------------------------------------------------------
     def predict_paths(self, paths: Iterable[str | os.PathLike], workers: int | None = None) -> Iterator[FaceResult]:
@@ -298,13 +302,13 @@ class Predictor:
 
     def _faces(self, pixels: np.ndarray, scale: tuple[float, float] = (1.0, 1.0),
                full=None) -> tuple[list[np.ndarray], list]:
-        """Faces in ``pixels``: crops at the net's input size and (box, score) each. ``scale``: of
+        """Faces in ``pixels``: crops at the net's input size and (box, score, yaw) each. ``scale``: of
         ``pixels`` against the full picture, whose pixels the boxes are given in; ``full``: decodes the
         full picture, for faces too small in ``pixels`` (see REDUCED_MIN_CROP)."""
         size = self.model.size
         if self.aligned:
-            return [resize_face(square_face(pixels), size)], [(None, None)]
-        from agegender.inference.framing import crop_face, face_crop_box, face_roll
+            return [resize_face(square_face(pixels), size)], [(None, None, None)]
+        from agegender.inference.framing import crop_face, face_crop_box, face_roll, face_yaw
 
         faces, boxes = [], []
         detector = self.detector
@@ -325,7 +329,9 @@ class Predictor:
             faces.append(resize_face(crop, size))
             x, y, w, h = det.box
             box = (x / sx, y / sy, w / sx, h / sy)
-            boxes.append(([round(float(v), 1) for v in box], round(float(det.score), 4)))
+            yaw = face_yaw(det, name)
+            boxes.append(([round(float(v), 1) for v in box], round(float(det.score), 4),
+                          None if yaw is None else round(yaw, 1)))
         return faces, boxes
 
     def _classify(self, path: str, faces: np.ndarray, boxes: list) -> list[FaceResult]:
@@ -338,8 +344,8 @@ class Predictor:
         decoded = {t: decode_task(t, v) for t, v in outputs.items()}
         labels = self.model.labels
         results = []
-        for n, (box, score) in enumerate(boxes):
-            r = FaceResult(path=path, face=n, box=box, det_score=score)
+        for n, (box, score, yaw) in enumerate(boxes):
+            r = FaceResult(path=path, face=n, box=box, det_score=score, yaw=yaw)
             for task, (value, probs) in decoded.items():
                 fill_record(r, task, value[n], None if probs is None else probs[n], labels.get(task, []))
             results.append(r)
