@@ -211,8 +211,9 @@ def _add_predict(sub) -> None:
     p.add_argument("--aligned", action="store_true", help="inputs are face crops already: no detection")
     p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
                    help="run each face also mirrored, in the same batch, and average the two (the default: lower "
-                        "age-in-years error on new faces for about 1.1x a photo's time; --no-mirror runs each face "
-                        "once; docs/BENCHMARKS.md, 'Test-time mirroring by default')")
+                        "age-in-years error on new faces for about 1.2x a photo's time; --no-mirror runs each face "
+                        "once, for batch jobs where speed comes first; docs/BENCHMARKS.md, 'Test-time mirroring "
+                        "by default')")
     p.add_argument("--format", choices=("table", "json", "jsonl"),
                    help="default: table on a terminal, jsonl otherwise")
     p.add_argument("--out", help="write results to this file (refuses to replace one unless --force)")

@@ -138,9 +138,9 @@ class Predictor:
     ``detector``: a backend name or YuNet .onnx path (``agegender.inference.detect.create_detector``), or an object
     with the ``Detector`` interface whose ``name`` is a backend with a crop calibration.
     ``mirror=True`` (the default): each face is also run mirrored left-right, in the same batch, and the two
-    predictions are averaged: lower age-in-years error and a little higher age-group accuracy on faces
-    never trained on, for about 1.5x the model's time at one face (docs/BENCHMARKS.md, "Test-time
-    mirroring by default"); ``mirror=False`` runs each face once.
+    predictions are averaged: lower age-in-years error and a little higher accuracy on faces never trained
+    on, for about 1.2x a photo's time with the int8 file and half the faces per second in batches
+    (docs/BENCHMARKS.md, "Test-time mirroring by default"); ``mirror=False`` runs each face once.
     """
 
     def __init__(self, model: str | os.PathLike | None = None, detector: object = "default",
