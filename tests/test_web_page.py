@@ -73,6 +73,55 @@ def test_page_uploads_a_photo_and_draws_the_face_with_its_predictions(browser, t
             browser.save_screenshot(os.environ["AGEGENDER_SCREENSHOT"])
 
 
+class TurnedDetector:
+    """The default detector with each face's nose moved half an eye distance along the eye line: the
+    records say the head is turned 45 degrees (framing.face_yaw)."""
+
+    name = "blazeface"
+
+    def __init__(self):
+        from agegender.inference.detect import create_detector
+
+        self.inner = create_detector("default")
+
+    def detect(self, image):
+        from agegender.inference.detect import Detection
+
+        out = []
+        for d in self.inner.detect(image):
+            pts = list(d.landmarks)
+            (rx, ry), (lx, ly), (nx, ny) = pts[:3]
+            pts[2] = (nx + (lx - rx) / 2, ny + (ly - ry) / 2)
+            out.append(Detection(d.box, d.score, tuple(pts)))
+        return out
+
+
+def test_page_says_when_a_face_is_turned(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    photo = composed_photos(tmp_path / "in", 1)[0]
+    (face,) = Predictor(detector=TurnedDetector()).predict(photo)
+    assert 40 < abs(face.yaw) < 50  # 45 degrees more than the face's own small turn
+    (frontal,) = Predictor().predict(photo)
+    assert abs(frontal.yaw) < 30
+    for predictor, turned in ((Predictor(detector=TurnedDetector()), True), (Predictor(), False)):
+        with running(create_app(predictor, workers=1)) as (host, port):
+            browser.get(f"http://{host}:{port}/")
+            WebDriverWait(browser, 20).until(lambda d: "version" in d.find_element(By.ID, "about").text)
+            upload = browser.find_element(By.ID, "files")
+            browser.execute_script("arguments[0].hidden = false", upload)
+            upload.send_keys(str(photo))
+            WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".photo[data-state]"))
+            notes = browser.find_elements(By.CSS_SELECTOR, ".face .turned")
+            if turned:
+                assert len(notes) == 1 and notes[0].text.startswith("Head turned about "), [n.text for n in notes]
+                shown = float(notes[0].text.removeprefix("Head turned about ").split("°")[0])
+                assert abs(shown - abs(face.yaw)) <= 0.5
+            else:
+                assert notes == []
+
+
 def test_page_shows_a_clear_error_for_a_file_that_is_not_an_image(browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
