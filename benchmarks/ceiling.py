@@ -98,11 +98,21 @@ def _timed(sess, feed) -> float:
     return time.perf_counter() - t
 
 
-def macs_per_face(path) -> float:
-    """Multiply-adds of one face through the model: Conv, Gemm and MatMul nodes (shapes inferred at batch 1)."""
+def measured_ceiling(int8: bool, threads: int, runs: int) -> float:
+    """Multiply-adds per second: the faster of the dense MatMul and the 3x3 convolution, best of ``runs``."""
+    kernels = [(*gemm_model(int8), float(M) * K * N), (*conv_model(int8), float(CB) * CC * CHW * CHW * CC * 9)]
+    return max(best_rate(session(model, threads), feed, macs, runs) for model, feed, macs in kernels)
+
+
+def macs_per_face(path, input_dims: tuple[int, ...] | None = None) -> float:
+    """Multiply-adds of one face through the model: Conv, Gemm and MatMul nodes (shapes inferred at batch 1,
+    or with the input fixed to ``input_dims`` for a graph whose other dimensions are free too)."""
     model = onnx.load(str(path))
     for inp in model.graph.input:
-        inp.type.tensor_type.shape.dim[0].dim_value = 1
+        dims = inp.type.tensor_type.shape.dim
+        for d, v in zip(dims, input_dims or (1,), strict=False):
+            d.ClearField("dim_param")
+            d.dim_value = v
     model = shape_inference.infer_shapes(model)
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
               for v in [*model.graph.value_info, *model.graph.input, *model.graph.output]}
@@ -150,11 +160,8 @@ def main() -> None:
     threads_list = sorted({1, os.cpu_count() or 1})
     ceilings = {}
     for precision in ("fp32", "int8"):
-        kernels = [(*gemm_model(precision == "int8"), float(M) * K * N),
-                   (*conv_model(precision == "int8"), float(CB) * CC * CHW * CHW * CC * 9)]
         for threads in threads_list:
-            ceilings[precision, threads] = max(best_rate(session(model, threads), feed, macs, args.runs)
-                                               for model, feed, macs in kernels)
+            ceilings[precision, threads] = measured_ceiling(precision == "int8", threads, args.runs)
     rows = []
     for name in args.models.split(","):
         for precision in ("float", "int8"):

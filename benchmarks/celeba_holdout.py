@@ -27,27 +27,31 @@ def ids(folder: Path) -> dict[str, str]:
         return {row["path"]: row["celeba_identity"] for row in csv.DictReader(f)}
 
 
+def split(data: Path) -> dict[str, list[dict]]:
+    """``celeba_gender_more`` by person: {"train": rows, "val": rows}, each row path, gender, subject_id."""
+    seen = set(ids(data / "celeba_gender").values())
+    more = data / "celeba_gender_more"
+    rows = {"train": [], "val": []}
+    for rel, person in sorted(ids(more).items()):
+        part = "val" if person not in seen and held_out(person) else "train"
+        rows[part].append({"path": str(more / rel), "gender": rel.split("/")[0], "subject_id": f"celeba:{person}"})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    data = Path(args.data).resolve()
-    seen = set(ids(data / "celeba_gender").values())
-    more = data / "celeba_gender_more"
     out = Path(args.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    rows = {"train": [], "val": []}
-    for rel, person in sorted(ids(more).items()):
-        split = "val" if person not in seen and held_out(person) else "train"
-        rows[split].append({"path": str(more / rel), "gender": rel.split("/")[0], "subject_id": f"celeba:{person}"})
-    for split, items in rows.items():
-        with open(out / f"{split}.csv", "w", newline="", encoding="utf-8") as f:
+    for part, items in split(Path(args.data).resolve()).items():
+        with open(out / f"{part}.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=["path", "gender", "subject_id"])
             w.writeheader()
             w.writerows(items)
         people = len({r["subject_id"] for r in items})
-        print(f"{out / f'{split}.csv'}: {len(items)} crops, {people} people")
+        print(f"{out / f'{part}.csv'}: {len(items)} crops, {people} people")
 
 
 if __name__ == "__main__":

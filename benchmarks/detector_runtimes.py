@@ -23,11 +23,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnx
-from onnx import numpy_helper, shape_inference
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ceiling import best_rate, conv_model, gemm_model, macs_per_face, session  # noqa: E402
+from ceiling import macs_per_face, measured_ceiling  # noqa: E402
 from detectors import _version, compose_scenes, load_crops  # noqa: E402
 
 from agegender.experiments.bench import time_calls  # noqa: E402
@@ -41,21 +39,6 @@ cv2.setNumThreads(1)
 
 def median_ms(fn, runs: int) -> float:
     return 1000 * statistics.median(time_calls(fn, warmup=3, min_runs=runs, min_seconds=0.0, max_runs=runs))
-
-
-def conv_macs(model: onnx.ModelProto, height: int, width: int) -> float:
-    """Multiply-adds of the Conv nodes with the input fixed to (1, 3, height, width)."""
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    for d, v in zip(dims, (1, 3, height, width), strict=True):
-        d.ClearField("dim_param")
-        d.dim_value = v
-    model = shape_inference.infer_shapes(model)
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in [*model.graph.value_info, *model.graph.output]}
-    weights = {i.name: numpy_helper.to_array(i).shape for i in model.graph.initializer}
-    return sum(float(np.prod(shapes[n.output[0]])) * float(np.prod(weights[n.input[1]][1:]))
-               for n in model.graph.node if n.op_type == "Conv")
 
 
 def ort_session(path: str, level=None):
@@ -104,15 +87,14 @@ def main() -> None:
     ap.add_argument("--section", default="The full-range net's cost, by runtime and precision (1 thread)")
     args = ap.parse_args()
     src = str(_blazeface_file("face_detection_full_range.onnx"))
-    model = onnx.load(src)
     crops = load_crops(Path(args.data))
     # seed 7: the detector tables use seeds 0-2; 16 pictures of 640x480 calibrate the int8 file, one is timed
     scenes = [s for s in compose_scenes(crops, 30, seed=7) if s.image.shape[:2] == (480, 640)]
     picture, truth = scenes[0].image, scenes[0].truth
     shape = tuple(-(-round(n * FULL_INPUT_SCALE) // 32) * 32 for n in picture.shape[:2])  # (256, 320)
     x = net_input(picture, shape)
-    macs = conv_macs(model, *shape)
-    macs192 = conv_macs(model, 192, 192)
+    macs = macs_per_face(src, (1, 3, *shape))
+    macs192 = macs_per_face(src, (1, 3, 192, 192))
     paper = macs_per_face(bundled_file("default", "float"))
 
     import onnxruntime as ort
@@ -140,11 +122,7 @@ def main() -> None:
         net.setInput(x)
         return net.forward(outs)
     timings["OpenCV DNN (fp32)"] = median_ms(dnn, args.runs)
-    fp32 = []
-    for make in (gemm_model, conv_model):
-        m, feed = make(False)
-        fp32.append(best_rate(session(m, 1), feed, _graph_macs(m), 5))
-    ceiling = max(fp32)
+    ceiling = measured_ceiling(False, 1, 5)
     for label, ms in timings.items():
         rate = macs / (ms / 1000)
         rows.append(f"| {label} | {ms:.2f} | {ms / timings[shipped]:.2f} | {rate / 1e9:.1f} | "
@@ -174,17 +152,6 @@ def main() -> None:
         "| runtime | ms | x shipped | G multiply-adds/s | of the fp32 ceiling |", "|---|---:|---:|---:|---:|", *rows,
         "", *lib])
     publish(args.docs, args.section, body)
-
-
-def _graph_macs(m: onnx.ModelProto) -> float:
-    """Multiply-adds of ceiling.py's one-node fp32 models (a MatMul, or a Conv with padding 'same')."""
-    node = m.graph.node[0]
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in m.graph.input}
-    w = numpy_helper.to_array(m.graph.initializer[0]).shape
-    if node.op_type == "MatMul":
-        return float(np.prod(shapes[node.input[0]])) * w[1]
-    b, _, h, wd = shapes[node.input[0]]
-    return float(b * h * wd) * float(np.prod(w))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from celeba_holdout import held_out, ids  # noqa: E402
+from celeba_holdout import split  # noqa: E402
 from detectors import load_crops  # noqa: E402
 from holdout_eval import bootstrap  # noqa: E402
 from photo_e2e import compose  # noqa: E402
@@ -47,13 +47,10 @@ def median_ms(fn, runs: int) -> float:
 
 def celeba_val(data: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     """celeba_holdout.py's val.csv, built in memory: crops, gender (1 = female), person index."""
-    seen = set(ids(data / "celeba_gender").values())
-    more = data / "celeba_gender_more"
-    rows = [(str(more / rel), rel.split("/")[0], person) for rel, person in sorted(ids(more).items())
-            if person not in seen and held_out(person)]
-    people = {p: i for i, p in enumerate(sorted({r[2] for r in rows}))}
-    return ([r[0] for r in rows], np.array([r[1] == "female" for r in rows], int),
-            np.array([people[r[2]] for r in rows]))
+    rows = split(data)["val"]
+    people = {p: i for i, p in enumerate(sorted({r["subject_id"] for r in rows}))}
+    return ([r["path"] for r in rows], np.array([r["gender"] == "female" for r in rows], int),
+            np.array([people[r["subject_id"]] for r in rows]))
 
 
 def aligned(paths: list[str], size: int) -> np.ndarray:
