@@ -47,6 +47,25 @@ def test_student_trains_on_teacher_logits_and_records_its_teacher(small_faces, t
     assert meta["train"]["teacher"].endswith("teacher/checkpoint") and meta["train"]["distill_weight"] == 0.5
 
 
+def test_an_exported_teacher_gives_its_checkpoints_logits(small_faces, tmp_path):
+    """``--teacher`` also takes an exported .onnx file (or a bundled model's name), like ``--init``."""
+    from agegender.export import export_onnx
+    from agegender.training.train import teacher_targets
+
+    cfg = ModelConfig(arch="paper", head="cls", input_size=32, fc_width=16)
+    fit(cfg, _cfg(), small_faces, tmp_path / "teacher", progress=False)
+    export_onnx(tmp_path / "teacher" / "checkpoint", tmp_path / "teacher.onnx")
+    student = ModelConfig(arch="lite-dense", head="cls", input_size=32)
+    lines = []
+    ours = teacher_targets(str(tmp_path / "teacher.onnx"), student, small_faces, False, lines.append)
+    theirs = teacher_targets(str(tmp_path / "teacher" / "checkpoint"), student, small_faces, False)
+    assert set(ours) == {TEACHER + "age", TEACHER + "gender"} and len(ours[TEACHER + "age"]) == len(small_faces)
+    for key in ours:
+        assert torch.allclose(ours[key], theirs[key], atol=1e-4)
+    with pytest.raises(FileNotFoundError, match="--teacher .*nope.onnx"):
+        teacher_targets(str(tmp_path / "nope.onnx"), student, small_faces, False)
+
+
 def test_a_regression_teacher_is_refused(small_faces, tmp_path):
     fit(ModelConfig(head="reg", input_size=32, fc_width=16), _cfg(), small_faces, tmp_path / "reg", progress=False)
     with pytest.raises(ValueError, match="distillation needs cls heads"):

@@ -93,6 +93,18 @@ def test_depth_variants(layers, expected):
     assert count_parameters(create_model(ModelConfig(conv_layers=layers))) == expected
 
 
+def test_the_small_nets_depthwise_and_dense():
+    """``lite`` is depthwise-separable; ``lite-dense`` spends a similar budget on dense 3x3 convolutions only
+    (no grouped conv anywhere), 4x4 x 256 features before pooling on a 64 px face."""
+    from torch import nn
+
+    lite, dense = (create_model(ModelConfig(arch=a, head="cls")) for a in ("lite", "lite-dense"))
+    assert count_parameters(lite) == 672_074 and count_parameters(dense) == 614_506
+    assert any(m.groups > 1 for m in lite.modules() if isinstance(m, nn.Conv2d))
+    assert all(m.groups == 1 and m.kernel_size == (3, 3) for m in dense.modules() if isinstance(m, nn.Conv2d))
+    assert dense.features(torch.zeros(1, 3, 64, 64)).shape == (1, 256, 4, 4)
+
+
 @pytest.mark.parametrize("tasks", [("age",), ("gender",)])
 def test_single_task_variants(tasks):
     out = create_model(ModelConfig(tasks=tasks, head="cls"))(torch.rand(1, 3, 64, 64) * 255)

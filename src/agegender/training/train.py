@@ -148,7 +148,7 @@ def _evaluate_into(row: dict, model: nn.Module, eval_set: FaceSet, train_cfg: Tr
     return metrics
 
 
-def init_from(model: nn.Module, model_cfg: ModelConfig, source: str, log=print) -> None:
+def init_from(model: nn.Module, model_cfg: ModelConfig, source: str, log=print, flag: str = "--init") -> None:
     """Load the weights of ``source`` into ``model``: a checkpoint folder of the same model, or an exported
     ``.onnx`` file (``default`` / ``fast``: a bundled model), so a shipped model can be fine-tuned.
 
@@ -157,13 +157,13 @@ def init_from(model: nn.Module, model_cfg: ModelConfig, source: str, log=print) 
     weights and the group's log-probability shared out over its years, so the new head begins with the
     source's group distribution and learns the years from there; with ``years_in_groups`` the group head
     is kept and the years start uniform within each group."""
-    state, theirs = _init_weights(source)
+    state, theirs = _init_weights(source, flag)
     ours = model_cfg.to_dict()
     trunk_keys = [k for k in ours if k not in ("tasks", "age_bins", "years_in_groups", "years_estimate")]
     diff = {k: (theirs.to_dict()[k], ours[k]) for k in trunk_keys if theirs.to_dict()[k] != ours[k]}
     if diff:
         text = ", ".join(f"{k} {a} there, {b} here" for k, (a, b) in diff.items())
-        raise ValueError(f"--init {source}: another model ({text})")
+        raise ValueError(f"{flag} {source}: another model ({text})")
     target = model.state_dict()
     _adapt_head(state, target, model_cfg, theirs, source, log)
     # buffers fixed by the config (the head's value scaling, year values, group matrix) come from ours: an
@@ -175,7 +175,7 @@ def init_from(model: nn.Module, model_cfg: ModelConfig, source: str, log=print) 
     unexpected = [k for k in state if k not in target]
     shapes = [k for k in state if k in target and state[k].shape != target[k].shape]
     if missing or unexpected or shapes:
-        raise ValueError(f"--init {source}: weights do not fit this model (missing {missing[:4]}, "
+        raise ValueError(f"{flag} {source}: weights do not fit this model (missing {missing[:4]}, "
                          f"unexpected {unexpected[:4]}, other shape {shapes[:4]})")
     model.load_state_dict({k: v.to(target[k].dtype) for k, v in state.items()}, strict=False)
 
@@ -189,7 +189,7 @@ def _adapt_head(state: dict, target: dict, ours: ModelConfig, theirs: ModelConfi
         # its group head serves as an 8-group source; its years layer cannot be carried over
         state.pop("head.years.weight", None)
         state.pop("head.years.bias", None)
-        log(f"--init {source}: its years layer is not used (this model's years are not within groups)")
+        log(f"{flag} {source}: its years layer is not used (this model's years are not within groups)")
         groups_only = True
     else:
         groups_only = not theirs.age_bins
@@ -199,10 +199,10 @@ def _adapt_head(state: dict, target: dict, ours: ModelConfig, theirs: ModelConfi
         # the group head is kept as it is; the years start uniform within each group
         state["head.years.weight"] = torch.zeros_like(target["head.years.weight"])
         state["head.years.bias"] = torch.zeros_like(target["head.years.bias"])
-        log(f"--init {source}: its 8 age groups kept, years uniform within each group to start")
+        log(f"{flag} {source}: its 8 age groups kept, years uniform within each group to start")
         return
     if "head.classifiers.age.weight" not in state:
-        raise ValueError(f"--init {source}: has no age-group head to start the years head from")
+        raise ValueError(f"{flag} {source}: has no age-group head to start the years head from")
     from agegender.models.heads import year_group_matrix
 
     groups = year_group_matrix(ours.age_bins)  # (8, bins)
@@ -210,10 +210,10 @@ def _adapt_head(state: dict, target: dict, ours: ModelConfig, theirs: ModelConfi
     w, b = state.pop("head.classifiers.age.weight"), state.pop("head.classifiers.age.bias")
     state["head.years.weight"] = w[member].clone()
     state["head.years.bias"] = b[member] - torch.log(groups.sum(1))[member]
-    log(f"--init {source}: years head started from its 8 age-group logits")
+    log(f"{flag} {source}: years head started from its 8 age-group logits")
 
 
-def _init_weights(source: str) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+def _init_weights(source: str, flag: str = "--init") -> tuple[dict[str, torch.Tensor], ModelConfig]:
     """(state dict, model config) of a checkpoint folder or an exported / bundled ONNX model."""
     from safetensors.torch import load_file
 
@@ -226,14 +226,14 @@ def _init_weights(source: str) -> tuple[dict[str, torch.Tensor], ModelConfig]:
 
         path = asset_path(BUNDLED_MODELS[source]) if source in BUNDLED_MODELS else Path(source)
         if not path.is_file():
-            raise FileNotFoundError(f"--init {source}: no such file")
+            raise FileNotFoundError(f"{flag} {source}: no such file")
         graph = onnx.load(str(path))
         meta = {p.key: p.value for p in graph.metadata_props}
         if "agegender" not in meta:
-            raise ValueError(f"--init {source}: not an agegender model (no 'agegender' metadata)")
+            raise ValueError(f"{flag} {source}: not an agegender model (no 'agegender' metadata)")
         cfg = ModelConfig.from_dict(json.loads(meta["agegender"])["model"])
         if json.loads(meta["agegender"]).get("precision") == "int8":
-            raise ValueError(f"--init {source}: an int8 model; start from an fp32 or fp16 export")
+            raise ValueError(f"{flag} {source}: an int8 model; start from an fp32 or fp16 export")
         state = {}
         for init in graph.graph.initializer:
             name = init.name[:-len(".fp16")] if init.name.endswith(".fp16") else init.name
@@ -241,21 +241,28 @@ def _init_weights(source: str) -> tuple[dict[str, torch.Tensor], ModelConfig]:
         return state, cfg
     found = find_checkpoint(source)
     if found is None:
-        raise FileNotFoundError(f"--init {source}: no checkpoint found there")
+        raise FileNotFoundError(f"{flag} {source}: no checkpoint found there")
     return load_file(str(found / "model.safetensors")), ModelConfig.from_dict(read_meta(found)["model"])
 
 
 def teacher_targets(folder: str, model_cfg: ModelConfig, train_set: FaceSet, channels_last: bool,
                     log=print) -> dict[str, torch.Tensor]:
-    """A teacher checkpoint's logits on every training face, keyed ``teacher:TASK`` (knowledge
-    distillation). The teacher must have softmax heads for the student's softmax tasks and the same
-    input size; it is run once, on the faces without augmentation."""
+    """A teacher's logits on every training face, keyed ``teacher:TASK`` (knowledge distillation). The
+    teacher is a checkpoint folder or, as for ``--init``, an exported ``.onnx`` file or a bundled model
+    (``default``); it must have softmax heads for the student's softmax tasks and the same input size; it
+    is run once, on the faces without augmentation."""
     from agegender.training.checkpoint import load_checkpoint
     from agegender.training.engine import predict_outputs
     from agegender.training.losses import TEACHER
 
-    teacher, meta = load_checkpoint(folder)
-    tcfg = ModelConfig.from_dict(meta["model"])
+    if find_checkpoint(folder) is not None:
+        teacher, meta = load_checkpoint(folder)
+        tcfg = ModelConfig.from_dict(meta["model"])
+    else:
+        tcfg = _init_weights(folder, "--teacher")[1]
+        teacher = create_model(tcfg)
+        init_from(teacher, tcfg, folder, log, flag="--teacher")
+        teacher.eval()
     tasks = [t for t in model_cfg.tasks if task_is_logits(model_cfg, t)]
     if tcfg.input_size != model_cfg.input_size:
         raise ValueError(f"teacher {folder}: input size {tcfg.input_size}, the student's is {model_cfg.input_size}")
