@@ -55,8 +55,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--task-weights", metavar="TASK=W,...",
                    help="weight of each task's loss in the sum, e.g. gender=2 (default: 1 for every task)")
     g.add_argument("--teacher", help="knowledge distillation from a cls-head teacher: train: its checkpoint "
-                                     "folder, an exported .onnx file or a bundled model (default); cv: a finished cv run with the same folds (fold K learns from "
-                                     "its fold K)")
+                                     "folder, an exported .onnx file or a bundled model (default); cv: a "
+                                     "finished cv run with the same folds (fold K learns from its fold K)")
     g.add_argument("--init", help="start from the weights of the same model (fine-tuning): train: its checkpoint "
                                   "folder, an exported .onnx file, or a bundled model (default, fast); cv: a "
                                   "finished cv run with the same folds (fold K starts from its fold K); pair with "

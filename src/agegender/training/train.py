@@ -189,7 +189,7 @@ def _adapt_head(state: dict, target: dict, ours: ModelConfig, theirs: ModelConfi
         # its group head serves as an 8-group source; its years layer cannot be carried over
         state.pop("head.years.weight", None)
         state.pop("head.years.bias", None)
-        log(f"{flag} {source}: its years layer is not used (this model's years are not within groups)")
+        log(f"--init {source}: its years layer is not used (this model's years are not within groups)")
         groups_only = True
     else:
         groups_only = not theirs.age_bins
@@ -199,10 +199,10 @@ def _adapt_head(state: dict, target: dict, ours: ModelConfig, theirs: ModelConfi
         # the group head is kept as it is; the years start uniform within each group
         state["head.years.weight"] = torch.zeros_like(target["head.years.weight"])
         state["head.years.bias"] = torch.zeros_like(target["head.years.bias"])
-        log(f"{flag} {source}: its 8 age groups kept, years uniform within each group to start")
+        log(f"--init {source}: its 8 age groups kept, years uniform within each group to start")
         return
     if "head.classifiers.age.weight" not in state:
-        raise ValueError(f"{flag} {source}: has no age-group head to start the years head from")
+        raise ValueError(f"--init {source}: has no age-group head to start the years head from")
     from agegender.models.heads import year_group_matrix
 
     groups = year_group_matrix(ours.age_bins)  # (8, bins)
@@ -210,7 +210,7 @@ def _adapt_head(state: dict, target: dict, ours: ModelConfig, theirs: ModelConfi
     w, b = state.pop("head.classifiers.age.weight"), state.pop("head.classifiers.age.bias")
     state["head.years.weight"] = w[member].clone()
     state["head.years.bias"] = b[member] - torch.log(groups.sum(1))[member]
-    log(f"{flag} {source}: years head started from its 8 age-group logits")
+    log(f"--init {source}: years head started from its 8 age-group logits")
 
 
 def _init_weights(source: str, flag: str = "--init") -> tuple[dict[str, torch.Tensor], ModelConfig]:
