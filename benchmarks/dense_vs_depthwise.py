@@ -28,6 +28,7 @@ from ceiling import faces_per_second, macs_per_face, measured_ceiling  # noqa: E
 
 from agegender.config import ModelConfig  # noqa: E402
 from agegender.export import export_onnx  # noqa: E402
+from agegender.inference.runtime import OnnxModel  # noqa: E402
 from agegender.models import count_parameters, create_model  # noqa: E402
 from agegender.provenance import publish  # noqa: E402
 from agegender.training.checkpoint import save_checkpoint  # noqa: E402
@@ -54,6 +55,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cv", action="append", default=[], metavar="ARCH=RUN",
                     help="a finished `agegender cv` run of that architecture (its results.json)")
+    ap.add_argument("--onnx", action="append", default=[], metavar="NAME=FILE",
+                    help="also time this exported file (a trained model: the bundled fast.onnx, say)")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--runs", type=int, default=7, help="timed ceiling calls (the best counts)")
@@ -64,27 +67,33 @@ def main() -> None:
     ceilings = {t: measured_ceiling(False, t, args.runs) for t in threads_list}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for arch in ARCHS:
-            path, params = exported(arch, Path(tmp))
+        nets = [(f"`{arch}`", *exported(arch, Path(tmp)), arch) for arch in ARCHS]
+        for item in args.onnx:
+            name, file = item.split("=", 1)
+            meta = OnnxModel(file).meta
+            arch = meta["model"]["arch"]
+            nets.append((f"{name} (`{arch}`, {Path(file).name})", Path(file), None, arch))
+        for label, path, params, arch in nets:
             macs = macs_per_face(path)
             batch1 = speed(path, 1, args.seconds)
             accuracy = cv_summary(cv[arch]) if arch in cv else "not run"
             for threads in threads_list:
                 fps = faces_per_second(path, threads, args.batch, args.seconds)
                 share = fps * macs / ceilings[threads]
-                rows.append((arch, params, macs / 1e6, threads, fps, fps * macs / 1e9, share, batch1, accuracy))
+                rows.append((label, params, macs / 1e6, threads, fps, fps * macs / 1e9, share, batch1, accuracy))
     lines = [f"Fresh-weight exports of each architecture (fp32, as `agegender export` writes them); faces/s at batch "
              f"{args.batch} through `OnnxModel.run`, median over {args.seconds:g} s; ms per face at batch 1 on one "
              "thread; the ceiling is benchmarks/ceiling.py's fp32 one (the faster of a large MatMul and a 3 x 3 "
              "convolution), measured in the same run. Accuracy: `agegender cv` on UTK-8, 5 folds, gender % / "
-             "strict age group %, same recipe (`--recipe cpu`, no teacher).", "",
+             "strict age group %, same recipe (`--recipe cpu`, no teacher); a trained file's row shows its "
+             "architecture's.", "",
              "| threads | fp32 ceiling, G multiply-adds/s |", "|---:|---:|"]
     lines += [f"| {t} | {c / 1e9:.1f} |" for t, c in ceilings.items()]
     lines += ["", "| net | parameters | M multiply-adds / face | threads | faces/s, batch "
               f"{args.batch} | G multiply-adds/s | share of ceiling | ms / face, batch 1, 1 thread | "
               "5-fold CV, gender / strict age |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    lines += [f"| `{a}` | {p:,} | {m:.1f} | {t} | {fps:,.0f} | {r:.1f} | **{s:.0%}** | {b:.3f} | {acc} |"
-              for a, p, m, t, fps, r, s, b, acc in rows]
+    lines += [f"| {a} | {f'{p:,}' if p else '-'} | {m:.1f} | {t} | {fps:,.0f} | {r:.1f} | **{s:.0%}** | {b:.3f} "
+              f"| {acc} |" for a, p, m, t, fps, r, s, b, acc in rows]
     publish(args.docs, "Depthwise or dense: the small net against the compute ceiling", "\n".join(lines))
 
 
