@@ -5,9 +5,10 @@ budget in dense 3x3 convolutions: share of the compute ceiling, speed, and cross
         --cv lite-dense=docs/results/cv-lite-dense --docs docs/BENCHMARKS.md
 
 Each architecture is built with fresh weights and exported the way `agegender export` writes a float file
-(the time of an fp32 graph does not depend on its weights), then timed like benchmarks/ceiling.py: aligned
-64 px faces through ``OnnxModel.run`` at batch 128 on 1 and on all threads, and at batch 1 on one thread, beside
-the fp32 ceiling measured in the same run. ``--cv ARCH=RUN`` adds a finished `agegender cv` run's 5-fold
+(the time of an fp32 graph does not depend on its weights), then timed in turns (every round takes each net
+once, so a busy spell on a shared machine falls on all of them): aligned 64 px faces through
+``OnnxModel.run`` at batch 128 on 1 and on all threads, and at batch 1 on one thread, beside the fp32 ceiling
+measured in the same run. ``--cv ARCH=RUN`` adds a finished `agegender cv` run's 5-fold
 accuracy (gender, strict age group) for that architecture.
 """
 
@@ -16,15 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bundled_precision import speed  # noqa: E402
-from ceiling import faces_per_second, macs_per_face, measured_ceiling  # noqa: E402
+from ceiling import macs_per_face, measured_ceiling  # noqa: E402
 
 from agegender.config import ModelConfig  # noqa: E402
 from agegender.export import export_onnx  # noqa: E402
@@ -34,6 +37,7 @@ from agegender.provenance import publish  # noqa: E402
 from agegender.training.checkpoint import save_checkpoint  # noqa: E402
 
 ARCHS = ("lite", "lite-dense")
+BATCH1_CALLS = 20  # batch-1 calls per net and round
 
 
 def exported(arch: str, folder: Path) -> tuple[Path, int]:
@@ -43,6 +47,31 @@ def exported(arch: str, folder: Path) -> tuple[Path, int]:
     path = folder / f"{arch}.onnx"
     export_onnx(save_checkpoint(folder / arch, model, cfg), path)
     return path, count_parameters(model)
+
+
+def interleaved(paths: list[Path], threads_list: list[int], batch: int, rounds: int
+                ) -> tuple[dict[tuple[int, int], float], list[float]]:
+    """Faces/s at ``batch`` per (net, threads) and ms per face at batch 1 on one thread, each the median
+    over ``rounds`` rounds that take every net in turn (the order rotating), so a busy spell on this shared
+    machine falls on all of them alike."""
+    models = {(i, t): OnnxModel(p, threads=t) for i, p in enumerate(paths) for t in threads_list}
+    size = models[0, threads_list[0]].size
+    faces = np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
+    for model in models.values():
+        model.run(faces)
+    rates: dict[tuple[int, int], list[float]] = {key: [] for key in models}
+    single: list[list[float]] = [[] for _ in paths]
+    for r in range(rounds):
+        for i in np.roll(np.arange(len(paths)), r):
+            for t in threads_list:
+                start = time.perf_counter()
+                models[i, t].run(faces)
+                rates[i, t].append(batch / (time.perf_counter() - start))
+            for _ in range(BATCH1_CALLS):
+                start = time.perf_counter()
+                models[i, 1].run(faces[:1])
+                single[i].append(1000 * (time.perf_counter() - start))
+    return ({key: statistics.median(v) for key, v in rates.items()}, [statistics.median(v) for v in single])
 
 
 def cv_summary(run: str) -> str:
@@ -58,7 +87,7 @@ def main() -> None:
     ap.add_argument("--onnx", action="append", default=[], metavar="NAME=FILE",
                     help="also time this exported file (a trained model: the bundled fast.onnx, say)")
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--rounds", type=int, default=30, help="rounds of one batch per net and thread count")
     ap.add_argument("--runs", type=int, default=7, help="timed ceiling calls (the best counts)")
     ap.add_argument("--docs")
     args = ap.parse_args()
@@ -70,21 +99,24 @@ def main() -> None:
         nets = [(f"`{arch}`", *exported(arch, Path(tmp)), arch) for arch in ARCHS]
         for item in args.onnx:
             name, file = item.split("=", 1)
-            meta = OnnxModel(file).meta
-            arch = meta["model"]["arch"]
+            arch = OnnxModel(file).meta["model"]["arch"]
             nets.append((f"{name} (`{arch}`, {Path(file).name})", Path(file), None, arch))
-        for label, path, params, arch in nets:
+        rates, batch1 = interleaved([path for _, path, _, _ in nets], threads_list, args.batch, args.rounds)
+        # the ceiling again after the models: the better of the two, so a busy moment lowers no ratio
+        ceilings = {t: max(c, measured_ceiling(False, t, args.runs)) for t, c in ceilings.items()}
+        for i, (label, path, params, arch) in enumerate(nets):
             macs = macs_per_face(path)
-            batch1 = speed(path, 1, args.seconds)
             accuracy = cv_summary(cv[arch]) if arch in cv else "not run"
             for threads in threads_list:
-                fps = faces_per_second(path, threads, args.batch, args.seconds)
+                fps = rates[i, threads]
                 share = fps * macs / ceilings[threads]
-                rows.append((label, params, macs / 1e6, threads, fps, fps * macs / 1e9, share, batch1, accuracy))
+                rows.append((label, params, macs / 1e6, threads, fps, fps * macs / 1e9, share, batch1[i], accuracy))
     lines = [f"Fresh-weight exports of each architecture (fp32, as `agegender export` writes them); faces/s at batch "
-             f"{args.batch} through `OnnxModel.run`, median over {args.seconds:g} s; ms per face at batch 1 on one "
-             "thread; the ceiling is benchmarks/ceiling.py's fp32 one (the faster of a large MatMul and a 3 x 3 "
-             "convolution), measured in the same run. Accuracy: `agegender cv` on UTK-8, 5 folds, gender % / "
+             f"{args.batch} through `OnnxModel.run` (on 2 threads: one slice per thread, as `predict` runs it) and ms "
+             f"per face at batch 1 on one thread, each the median over {args.rounds} rounds that take every net in "
+             f"turn ({BATCH1_CALLS} batch-1 calls a round); the ceiling is benchmarks/ceiling.py's fp32 one (the "
+             "faster of a large MatMul and a 3 x 3 convolution, best of the runs before and after the nets). "
+             "Accuracy: `agegender cv` on UTK-8, 5 folds, gender % / "
              "strict age group %, same recipe (`--recipe cpu`, no teacher); a trained file's row shows its "
              "architecture's.", "",
              "| threads | fp32 ceiling, G multiply-adds/s |", "|---:|---:|"]

@@ -111,11 +111,11 @@ def test_no_face_gives_an_error_record(tmp_path, capsys):
     assert record["path"].endswith("sky.png") and "no face" in record["error"]
 
 
-def test_the_fast_bundled_model_is_the_lite_net_and_agrees_on_the_photo():
+def test_the_fast_bundled_model_is_the_dense_lite_net_and_agrees_on_the_photo():
     from agegender.inference.predict import load_model
 
     fast, default = load_model("fast"), load_model()
-    assert fast.meta["model"]["arch"] == "lite" and default.meta["model"]["arch"] == "paper"
+    assert fast.meta["model"]["arch"] == "lite-dense" and default.meta["model"]["arch"] == "paper"
     a = Predictor(model="fast").predict(asset_path(EXAMPLE_PHOTO))
     b = Predictor().predict(asset_path(EXAMPLE_PHOTO))
     assert len(a) == len(b) == 1 and a[0].box == b[0].box
