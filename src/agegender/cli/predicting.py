@@ -202,8 +202,8 @@ def _add_predict(sub) -> None:
                    help="image files or folders (searched recursively), video files, or a camera index (0)")
     p.add_argument("--every", type=_positive_int, default=5, help="video: predict every N-th frame (default 5)")
     p.add_argument("--max-frames", type=_positive_int, help="video: stop after this many sampled frames")
-    p.add_argument("--model", default=None, help="bundled 'default' (the paper net) or 'fast' (the lite net), an .onnx "
-                                                  "file or a checkpoint folder")
+    p.add_argument("--model", default=None, help="bundled 'default' (the paper net) or 'fast' (the small lite-dense "
+                                                  "net), an .onnx file or a checkpoint folder")
     p.add_argument("--detector", default="default", help="face detector backend, or a YuNet .onnx file path")
     p.add_argument("--precision", choices=("auto", "float", "int8"), default="auto",
                    help="bundled models: auto (int8 where the CPU has VNNI int8 dot products, else float; the "

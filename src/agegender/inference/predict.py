@@ -110,7 +110,7 @@ def bundled_file(name: str, precision: str = "auto") -> Path:
 
 
 def load_model(model: str | os.PathLike | None = None, threads: int | None = None, precision: str = "auto"):
-    """A bundled model by name (None or "default": the accurate one; "fast": the lite net) in ``precision``
+    """A bundled model by name (None or "default": the accurate one; "fast": the small lite-dense net) in ``precision``
     (see bundled_file), an exported .onnx file, or a training checkpoint folder (the last needs torch).
     ``precision`` only chooses between bundled files: a file or folder you name is run as it is."""
     if model is None or (isinstance(model, str) and model in BUNDLED_MODELS):
