@@ -41,20 +41,17 @@ def separable(cin: int, cout: int, stride: int) -> nn.Sequential:
     )
 
 
-@register("lite")
-class LiteNet(FaceNet):
-    def __init__(self, cfg: ModelConfig):
+class _SmallNet(FaceNet):
+    """``layers`` (ending in ``cin`` channels), then global average pooling, FC 256 (BN, ReLU, dropout) and the
+    shared MultiTaskHead; He initialisation throughout."""
+
+    def __init__(self, cfg: ModelConfig, layers: list[nn.Module], cin: int):
         super().__init__()
         self.cfg = cfg
         self.normalize = Normalize(cfg.mean, cfg.std)
-        layers: list[nn.Module] = [nn.Conv2d(3, 32, 3, stride=2, padding=1, bias=False), *_bn_relu(32)]
-        cin = 32
-        for cout, stride in LITE_BLOCKS:
-            layers.append(separable(cin, cout, stride))
-            cin = cout
         self.features = nn.Sequential(*layers)
         self.fc = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, 512)
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, cin)
             nn.Linear(cin, LITE_FC, bias=False), nn.BatchNorm1d(LITE_FC), nn.ReLU(inplace=True),
             nn.Dropout(cfg.dropout),
         )
@@ -66,13 +63,20 @@ class LiteNet(FaceNet):
         nn.init.kaiming_uniform_(self.fc[2].weight, nonlinearity="relu")
 
 
+@register("lite")
+class LiteNet(_SmallNet):
+    def __init__(self, cfg: ModelConfig):
+        layers: list[nn.Module] = [nn.Conv2d(3, 32, 3, stride=2, padding=1, bias=False), *_bn_relu(32)]
+        cin = 32
+        for cout, stride in LITE_BLOCKS:
+            layers.append(separable(cin, cout, stride))
+            cin = cout
+        super().__init__(cfg, layers, cin)
+
 
 @register("lite-dense")
-class DenseLiteNet(FaceNet):
+class DenseLiteNet(_SmallNet):
     def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.normalize = Normalize(cfg.mean, cfg.std)
         layers: list[nn.Module] = []
         cin = 3
         for item in DENSE_LAYERS:
@@ -82,15 +86,4 @@ class DenseLiteNet(FaceNet):
             cout, stride = item
             layers += [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), *_bn_relu(cout)]
             cin = cout
-        self.features = nn.Sequential(*layers)
-        self.fc = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, 256)
-            nn.Linear(cin, LITE_FC, bias=False), nn.BatchNorm1d(LITE_FC), nn.ReLU(inplace=True),
-            nn.Dropout(cfg.dropout),
-        )
-        self.head = MultiTaskHead(LITE_FC, cfg.tasks, cfg.head, cfg.age_bins, cfg.years_in_groups,
-                                  cfg.years_estimate)
-        for m in self.features.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        nn.init.kaiming_uniform_(self.fc[2].weight, nonlinearity="relu")
+        super().__init__(cfg, layers, cin)
