@@ -148,7 +148,8 @@ def _evaluate_into(row: dict, model: nn.Module, eval_set: FaceSet, train_cfg: Tr
     return metrics
 
 
-def init_from(model: nn.Module, model_cfg: ModelConfig, source: str, log=print, flag: str = "--init") -> None:
+def init_from(model: nn.Module, model_cfg: ModelConfig, source: str, log=print, flag: str = "--init",
+              weights: tuple[dict[str, torch.Tensor], ModelConfig] | None = None) -> None:
     """Load the weights of ``source`` into ``model``: a checkpoint folder of the same model, or an exported
     ``.onnx`` file (``default`` / ``fast``: a bundled model), so a shipped model can be fine-tuned.
 
@@ -157,7 +158,7 @@ def init_from(model: nn.Module, model_cfg: ModelConfig, source: str, log=print, 
     weights and the group's log-probability shared out over its years, so the new head begins with the
     source's group distribution and learns the years from there; with ``years_in_groups`` the group head
     is kept and the years start uniform within each group."""
-    state, theirs = _init_weights(source, flag)
+    state, theirs = weights or _init_weights(source, flag)  # ``weights``: _init_weights's, already read
     ours = model_cfg.to_dict()
     trunk_keys = [k for k in ours if k not in ("tasks", "age_bins", "years_in_groups", "years_estimate")]
     diff = {k: (theirs.to_dict()[k], ours[k]) for k in trunk_keys if theirs.to_dict()[k] != ours[k]}
@@ -259,9 +260,10 @@ def teacher_targets(folder: str, model_cfg: ModelConfig, train_set: FaceSet, cha
         teacher, meta = load_checkpoint(folder)
         tcfg = ModelConfig.from_dict(meta["model"])
     else:
-        tcfg = _init_weights(folder, "--teacher")[1]
+        weights = _init_weights(folder, "--teacher")
+        tcfg = weights[1]
         teacher = create_model(tcfg)
-        init_from(teacher, tcfg, folder, log, flag="--teacher")
+        init_from(teacher, tcfg, folder, log, flag="--teacher", weights=weights)
         teacher.eval()
     tasks = [t for t in model_cfg.tasks if task_is_logits(model_cfg, t)]
     if tcfg.input_size != model_cfg.input_size:
